@@ -1,0 +1,50 @@
+"""Publish a model version and put it into service, or leave the previous one serving."""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from components.deploy.local_server import load_version
+from components.store.model_registry import MODEL_BUCKET, publish_model, serving_version, set_serving_version
+from components.store.object_store import ObjectStore
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("local", "none")
+
+
+def code_version() -> str:
+    """Package version plus the commit the images or the Makefile record in CODE_VERSION."""
+    package = metadata.version("fuseml-kfp-reference")
+    commit = os.environ.get("CODE_VERSION", "")
+    return f"{package}+{commit}" if commit else package
+
+
+def deploy(
+    store: ObjectStore,
+    name: str,
+    model_dir: Path,
+    card: dict[str, Any],
+    target: str,
+    server_url: str,
+) -> str:
+    """Publish, record as serving, and have the target load it; on failure restore the record."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown deploy target {target!r}: choose one of {', '.join(TARGETS)}")
+    store.ensure_bucket(MODEL_BUCKET)
+    previous = serving_version(store, name)
+    version = publish_model(store, name, model_dir, {**card, "replaced": previous, "code_version": code_version()})
+    set_serving_version(store, name, version, replaced=previous)
+    if target == "local":
+        try:
+            load_version(server_url, name, version)
+        except Exception:
+            if previous:
+                set_serving_version(store, name, previous, replaced=version)
+            raise
+    log.info("model %s version %s deployed to %s (replaced %s)", name, version, target, previous)
+    return version

@@ -1,0 +1,3 @@
+from components.serving.server import main
+
+main()

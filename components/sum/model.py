@@ -1,0 +1,102 @@
+"""The article's Keras network for adding two numbers, trained and exported for TF Serving."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclass(frozen=True)
+class SumTrainingConfig:
+    """The article trains unscaled, 10 epochs at batch size 1; `article()` reproduces that."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    input_scale: float = 10_000.0
+    target_scale: float = 20_000.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("learning_rate", "input_scale", "target_scale"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value}")
+
+    @classmethod
+    def article(cls, seed: int = 0) -> SumTrainingConfig:
+        return cls(epochs=10, batch_size=1, learning_rate=1e-3, input_scale=1.0, target_scale=1.0, seed=seed)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def build_network():  # -> keras.Model
+    """Dense(20, relu), Dense(20, relu), Dense(1): the article's network, on inputs (x, y)."""
+    import keras
+
+    return keras.Sequential([
+        keras.Input(shape=(2,), name="pair"),
+        keras.layers.Dense(20, activation="relu"),
+        keras.layers.Dense(20, activation="relu"),
+        keras.layers.Dense(1, name="sum"),
+    ])
+
+
+def train(
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    config: SumTrainingConfig,
+    on_epoch: Callable[[int, float], None] | None = None,
+):  # -> keras.Model taking raw pairs and returning raw sums
+    """Fit on scaled data, then wrap the scaling around the network so serving takes raw numbers."""
+    import keras
+
+    config.validate()
+    keras.utils.set_random_seed(config.seed)
+    network = build_network()
+    steps = config.epochs * int(np.ceil(len(inputs) / config.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.01)
+    network.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse", metrics=["mae"])
+    callbacks = []
+    if on_epoch:
+        callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, float(logs["loss"]))))
+    network.fit(
+        (inputs / config.input_scale).astype("float32"),
+        (targets / config.target_scale).astype("float32"),
+        epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks,
+    )
+    pair = keras.Input(shape=(2,), name="pair")
+    scaled = keras.layers.Rescaling(1.0 / config.input_scale, name="scale_inputs")(pair)
+    total = keras.layers.Rescaling(config.target_scale, name="unscale_sum")(network(scaled))
+    return keras.Model(pair, total, name="sum_of_two_numbers")
+
+
+def export(model, path: Path) -> None:
+    """Write a SavedModel with a `serving_default` signature, as TF Serving and the predictor load it."""
+    model.export(str(path), format="tf_saved_model", verbose=False)
+
+
+def load_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """Load an exported SavedModel as a function from [n, 2] pairs to [n] sums."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    serve = loaded.signatures["serving_default"]
+
+    def predict(pairs: np.ndarray) -> np.ndarray:
+        outputs = serve(tf.constant(pairs, dtype=tf.float32))
+        return next(iter(outputs.values())).numpy().reshape(-1).astype(np.float64)
+
+    predict.keep_alive = loaded  # the signature needs the loaded object alive
+    return predict

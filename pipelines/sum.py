@@ -1,0 +1,93 @@
+"""The sum-of-two-numbers pipeline: generate, train, evaluate, and deploy only what passes."""
+
+from kfp import dsl
+
+from components.deploy.component import deploy_model
+from components.sum.component import evaluate_sum_model, generate_sum_data, train_sum_model
+
+
+@dsl.pipeline(name="sum", description="The FuseML article's sum-of-two-numbers model, gated against skew.")
+def sum_pipeline(
+    recipe: str = "uniform",
+    size: int = 20_000,
+    low: float = 0.0,
+    high: float = 10_000.0,
+    small_fraction: float = 0.1,
+    eval_recipe: str = "uniform",
+    eval_size: int = 5_000,
+    eval_low: float = 0.0,
+    eval_high: float = 10_000.0,
+    epochs: int = 40,
+    batch_size: int = 32,
+    learning_rate: float = 0.001,
+    input_scale: float = 10_000.0,
+    target_scale: float = 20_000.0,
+    seed: int = 0,
+    eval_seed: int = 1,
+    max_mae: float = 5.0,
+    deploy_target: str = "local",
+    server_url: str = "http://127.0.0.1:8080",
+):
+    training_data = generate_sum_data(
+        recipe=recipe, size=size, low=low, high=high, small_fraction=small_fraction, seed=seed,
+    ).set_display_name("generate training data")
+    eval_data = generate_sum_data(
+        recipe=eval_recipe, size=eval_size, low=eval_low, high=eval_high, small_fraction=0.0, seed=eval_seed,
+    ).set_display_name("generate evaluation data (serving distribution)")
+    trained = train_sum_model(
+        dataset=training_data.outputs["dataset"], epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, input_scale=input_scale, target_scale=target_scale, seed=seed,
+    ).set_display_name("train")
+    evaluated = evaluate_sum_model(
+        model=trained.outputs["model"], eval_dataset=eval_data.outputs["dataset"], max_mae=max_mae,
+    ).set_display_name("evaluate and gate")
+    with dsl.If(evaluated.outputs["Output"] == True, name="gate passed"):  # noqa: E712 (a KFP condition)
+        deploy_model(
+            model=trained.outputs["model"], metrics=evaluated.outputs["metrics"], model_name="sum",
+            target=deploy_target, server_url=server_url,
+        ).set_display_name("publish and deploy")
+
+
+def validate_params(params: dict) -> None:
+    """Fail on bad parameters before any container or training starts."""
+    from components.deploy.deploy import TARGETS
+    from components.sum.data import SumDataSpec
+    from components.sum.model import SumTrainingConfig
+
+    SumDataSpec(params["recipe"], params["size"], params["low"], params["high"],
+                params["small_fraction"], params["seed"]).validate()
+    try:
+        SumDataSpec(params["eval_recipe"], params["eval_size"], params["eval_low"], params["eval_high"],
+                    0.0, params["eval_seed"]).validate()
+    except ValueError as error:
+        raise ValueError(f"evaluation data: {error}") from None
+    SumTrainingConfig(params["epochs"], params["batch_size"], params["learning_rate"],
+                      params["input_scale"], params["target_scale"], params["seed"]).validate()
+    if not params["max_mae"] > 0:
+        raise ValueError(f"max_mae must be positive, got {params['max_mae']}")
+    if params["deploy_target"] not in TARGETS:
+        raise ValueError(f"deploy_target must be one of {', '.join(TARGETS)}, got {params['deploy_target']!r}")
+
+
+def summarize(params: dict, run_dir) -> str:
+    """What `make run` prints: metrics, the gate, where the model is served and the article's queries."""
+    from components.serving.client import predict_v1
+    from components.sum.evaluate import ARTICLE_QUERIES, QueryResult, query_table
+    from pipelines.cli import task_outputs
+
+    evaluation = task_outputs(run_dir, "evaluate-sum-model")
+    passed = evaluation.get("parameterValues", {}).get("Output")
+    metrics = evaluation.get("artifacts", {}).get("metrics", {}).get("artifacts", [{}])[0].get("metadata", {})
+    deployed = task_outputs(run_dir, "deploy-model").get("parameterValues", {}).get("Output")
+    lines = [f"run: {run_dir}", "", "evaluation on held-out serving-distribution data:"]
+    lines += [f"  {key:>20}: {value:,.6g}" for key, value in metrics.items()]
+    lines += ["", f"gate: {'PASSED, deployed version ' + str(deployed) if passed else 'REFUSED, the model was not deployed'}"]
+    url = params["server_url"]
+    try:
+        served = predict_v1(url, "sum", [[x, y] for x, y, _ in ARTICLE_QUERIES])
+    except RuntimeError as error:
+        return "\n".join(lines + ["", f"model server {url}: no sum model served ({error})"])
+    rows = tuple(QueryResult(x, y, p, x + y, a) for (x, y, a), p in zip(ARTICLE_QUERIES, served["predictions"]))
+    lines += ["", f"served: {url}/v1/models/sum:predict (version {served['model_version']})", "",
+              query_table(rows)]
+    return "\n".join(lines)

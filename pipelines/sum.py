@@ -70,24 +70,24 @@ def validate_params(params: dict) -> None:
 
 
 def summarize(params: dict, run_dir) -> str:
-    """What `make run` prints: metrics, the gate, where the model is served and the article's queries."""
+    """What `make run` prints: this run's evaluation and gate, then what is served and its answers."""
+    from pathlib import Path
+
     from components.serving.client import predict_v1
     from components.sum.evaluate import ARTICLE_QUERIES, QueryResult, query_table
     from pipelines.cli import task_outputs
 
     evaluation = task_outputs(run_dir, "evaluate-sum-model")
-    passed = evaluation.get("parameterValues", {}).get("Output")
-    metrics = evaluation.get("artifacts", {}).get("metrics", {}).get("artifacts", [{}])[0].get("metadata", {})
+    report = Path(evaluation["artifacts"]["report"]["artifacts"][0]["uri"]).read_text()
     deployed = task_outputs(run_dir, "deploy-model").get("parameterValues", {}).get("Output")
-    lines = [f"run: {run_dir}", "", "evaluation on held-out serving-distribution data:"]
-    lines += [f"  {key:>20}: {value:,.6g}" for key, value in metrics.items()]
-    lines += ["", f"gate: {'PASSED, deployed version ' + str(deployed) if passed else 'REFUSED, the model was not deployed'}"]
+    lines = [f"run: {run_dir}", "", report,
+             f"deployed: version {deployed}" if deployed else "deployed: nothing (the previous model keeps serving)"]
     url = params["server_url"]
     try:
         served = predict_v1(url, "sum", [[x, y] for x, y, _ in ARTICLE_QUERIES])
     except RuntimeError as error:
-        return "\n".join(lines + ["", f"model server {url}: no sum model served ({error})"])
+        return "\n".join(lines + [f"model server {url}: no sum model served ({error})"])
     rows = tuple(QueryResult(x, y, p, x + y, a) for (x, y, a), p in zip(ARTICLE_QUERIES, served["predictions"]))
-    lines += ["", f"served: {url}/v1/models/sum:predict (version {served['model_version']})", "",
-              query_table(rows)]
+    lines += ["", f"served: {url}/v1/models/sum:predict, version {served['model_version']}", "",
+              query_table(rows, "served model")]
     return "\n".join(lines)

@@ -62,8 +62,8 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, ta
     )
 
 
-def query_table(queries: tuple[QueryResult, ...]) -> str:
-    lines = ["| query | served model | true sum | abs error | article's model |", "|---|---:|---:|---:|---:|"]
+def query_table(queries: tuple[QueryResult, ...], model_label: str = "this model") -> str:
+    lines = [f"| query | {model_label} | true sum | abs error | article's model |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {q.x:g} + {q.y:g} | {q.predicted:,.4f} | {q.true_sum:,.4f} | {q.abs_error:,.4f} | {q.article:,.4f} |"
               for q in queries]
     return "\n".join(lines)

@@ -1,0 +1,38 @@
+# One entry point for people and CI. `make` creates .venv itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export CODE_VERSION ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run run-sum run-three-body test bench compile stop clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import kfp, kserve, minio, tensorflow, scipy" && touch $(STAMP)
+
+## run: run the pipelines locally and leave the models served on http://127.0.0.1:8080
+run: $(STAMP)
+	$(PY) -m pipelines run sum
+
+## test: unit tests and the end-to-end local pipeline run against the real services
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## bench: the benchmarks under tests/benchmarks (not part of make test)
+bench: $(STAMP)
+	@for script in tests/benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+## compile: write pipelines/compiled/<name>.yaml
+compile: $(STAMP)
+	$(PY) -m pipelines compile
+
+## stop: stop the local object store and model server
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m pipelines stop; fi
+
+clean: stop
+	rm -rf .local

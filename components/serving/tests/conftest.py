@@ -1,0 +1,20 @@
+import pytest
+
+from components.deploy.deploy import deploy
+from components.store.object_store import ObjectStore
+
+
+def train_tiny_sum_model(path, seed=0):
+    """Seconds of training: the server tests need a real SavedModel, not a good one."""
+    from components.sum.data import SumDataSpec, generate
+    from components.sum.model import SumTrainingConfig, export, train
+
+    inputs, targets = generate(SumDataSpec(size=2000, seed=seed))
+    export(train(inputs, targets, SumTrainingConfig(epochs=2, learning_rate=3e-3, seed=seed)), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def deployed_sum(store_config, model_server, tmp_path_factory):
+    path = train_tiny_sum_model(tmp_path_factory.mktemp("sum-model") / "model")
+    return deploy(ObjectStore(store_config), "sum", path, {"metrics": {}}, "local", model_server)

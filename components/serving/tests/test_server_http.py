@@ -1,0 +1,83 @@
+"""The real model server over HTTP: V1, V2, metadata, errors and version switches."""
+
+import json
+import threading
+import urllib.request
+
+import pytest
+
+from components.deploy.deploy import deploy
+from components.deploy.local_server import served_version
+from components.serving.client import infer_v2, post_json, predict_v1
+from components.serving.tests.conftest import train_tiny_sum_model
+from components.store.object_store import ObjectStore
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_v1_predict_names_the_version(model_server, deployed_sum):
+    body = predict_v1(model_server, "sum", [[1, 2], [3, 4]])
+    assert len(body["predictions"]) == 2 and body["model_version"] == deployed_sum
+
+
+def test_v2_infer_and_metadata(model_server, deployed_sum):
+    body = infer_v2(model_server, "sum", "pairs", [[1, 2], [3, 4], [5, 6]])
+    assert body["model_name"] == "sum" and body["model_version"] == deployed_sum
+    assert body["outputs"][0]["name"] == "sum" and body["outputs"][0]["shape"] == [3]
+    meta = get(f"{model_server}/v2/models/sum")
+    assert meta["versions"] == [deployed_sum]
+    assert meta["inputs"] == [{"name": "pairs", "datatype": "FP32", "shape": [-1, 2]}]
+    assert meta["outputs"] == [{"name": "sum", "datatype": "FP64", "shape": [-1]}]
+    assert get(f"{model_server}/v2/models/sum/ready")["ready"] is True
+    assert get(f"{model_server}/v1/models/sum")["ready"] is True
+
+
+@pytest.mark.parametrize("path, body, message", [
+    ("/v1/models/sum:predict", {"instances": [[1, "x"]]}, "not a number"),
+    ("/v1/models/sum:predict", {"instances": []}, "empty"),
+    ("/v1/models/sum:predict", {"rows": [[1, 2]]}, "instances"),
+    ("/v2/models/sum/infer", {"inputs": [{"name": "pairs", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]},
+     "shape"),
+    ("/v2/models/sum/infer", {"inputs": [{"name": "pairs", "shape": [2, 2], "datatype": "FP64", "data": [1, 2]}]},
+     "values but shape"),
+])
+def test_bad_input_gets_a_400_naming_the_problem(model_server, deployed_sum, path, body, message):
+    status, answer = post_json(model_server + path, body)
+    assert status == 400, answer
+    assert message in json.dumps(answer)
+    assert get(f"{model_server}/v2/models/sum/ready")["ready"] is True
+
+
+def test_unknown_model_is_a_404(model_server, deployed_sum):
+    status, _ = post_json(f"{model_server}/v1/models/nope:predict", {"instances": [[1, 2]]})
+    assert status == 404
+
+
+def test_new_version_switch_fails_no_request(model_server, deployed_sum, store_config, tmp_path):
+    """Deploy a new version while a client hammers the server: no errors, versions only move forward."""
+    seen, errors, stop = [], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            status, body = post_json(f"{model_server}/v1/models/sum:predict", {"instances": [[1, 2]]})
+            (seen.append(body["model_version"]) if status == 200 else errors.append((status, body)))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        new = deploy(ObjectStore(store_config), "sum", train_tiny_sum_model(tmp_path / "m", seed=5),
+                     {"metrics": {}}, "local", model_server)
+        predict_v1(model_server, "sum", [[1, 2]])
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not errors
+    assert new != deployed_sum and served_version(model_server, "sum") == new
+    assert set(seen) <= {deployed_sum, new} and seen[-1] == new
+    first_new = seen.index(new)
+    assert all(v == new for v in seen[first_new:])

@@ -1,0 +1,1 @@
+"""Data-validation core: compare a reference (training) dataset with current (serving) data."""

@@ -1,0 +1,221 @@
+"""Human-readable renderings of a DriftReport for the Kubeflow UI.
+
+Markdown for KFP's Markdown viewer; HTML with inline SVG plots so the file stays
+self-contained (the UI sandboxes it and the cluster may have no internet access).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import numpy as np
+
+from .drift import Check, DriftReport, validate_inputs
+
+REFERENCE_COLOR = "#1f77b4"
+CURRENT_COLOR = "#ff7f0e"
+HISTOGRAM_BINS = 40
+SCATTER_POINTS = 500
+"""Points per dataset in the scatter: enough to show structure, small enough for the page."""
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_<|"})
+
+
+def render_markdown(
+    report: DriftReport,
+    reference: np.ndarray,
+    current: np.ndarray,
+    feature_names: Sequence[str],
+    title: str = "Data drift report",
+) -> str:
+    """Verdict and reasons first, so a reader sees why before the full table."""
+    ref, cur, names = _inputs(report, reference, current, feature_names)
+    lines = [f"# {_md(title)}", "", f"**{_verdict(report)}**", "", _sizes(report), "", "## Why", ""]
+    lines += [f"- {_md(r)}" for r in report.reasons] or ["Every check passed."]
+    lines += [
+        "",
+        "## Checks",
+        "",
+        "| Result | Check | Features | Value | Fails when | Reason |",
+        "| --- | --- | --- | ---: | --- | --- |",
+    ]
+    for c in report.checks:
+        result = "PASS" if c.passed else "**FAIL**"
+        features = _md(", ".join(c.features))
+        cells = [result, c.name, features, f"{c.value:.4g}", _md(_fails_when(c)), _md(c.reason)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Features",
+        "",
+        "| Feature | Reference mean ± std | Reference [min, max] "
+        "| Current mean ± std | Current [min, max] |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for j, name in enumerate(names):
+        cells = [_md(name), *_summary(ref[:, j]), *_summary(cur[:, j])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_html(
+    report: DriftReport,
+    reference: np.ndarray,
+    current: np.ndarray,
+    feature_names: Sequence[str],
+    title: str = "Data drift report",
+) -> str:
+    """The Markdown content plus one histogram per feature and a scatter of the first two."""
+    ref, cur, names = _inputs(report, reference, current, feature_names)
+    esc = html.escape
+    reasons = "".join(f"<li>{esc(r)}</li>" for r in report.reasons) or "<li>Every check passed.</li>"
+    rows = "".join(
+        f'<tr class="{"pass" if c.passed else "fail"}"><td>{"PASS" if c.passed else "FAIL"}</td>'
+        f"<td>{esc(c.name)}</td><td>{esc(', '.join(c.features))}</td><td>{c.value:.4g}</td>"
+        f"<td>{esc(_fails_when(c))}</td><td>{esc(c.reason)}</td></tr>"
+        for c in report.checks
+    )
+    plots = [_histogram_svg(name, ref[:, j], cur[:, j]) for j, name in enumerate(names)]
+    if len(names) >= 2:
+        plots.append(_scatter_svg(names[0], names[1], ref[:, :2], cur[:, :2]))
+    legend = (
+        f'<p><span style="color:{REFERENCE_COLOR}">&#9632; reference</span> '
+        f'<span style="color:{CURRENT_COLOR}">&#9632; current</span></p>'
+    )
+    verdict_class = "fail" if report.drift_detected else "pass"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }}
+td, th {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }}
+tr.fail td:first-child, p.fail {{ color: #b00020; font-weight: bold; }}
+tr.pass td:first-child, p.pass {{ color: #1b7f3a; font-weight: bold; }}
+.plots svg {{ margin: 0.5em; border: 1px solid #eee; }}
+</style></head><body>
+<h1>{esc(title)}</h1>
+<p class="{verdict_class}">{esc(_verdict(report))}</p>
+<p>{esc(_sizes(report))}</p>
+<h2>Why</h2><ul>{reasons}</ul>
+<h2>Distributions</h2>{legend}<div class="plots">{"".join(plots)}</div>
+<h2>Checks</h2>
+<table><tr><th>Result</th><th>Check</th><th>Features</th><th>Value</th><th>Fails when</th><th>Reason</th></tr>
+{rows}</table>
+</body></html>
+"""
+
+
+def _inputs(
+    report: DriftReport, reference: np.ndarray, current: np.ndarray, feature_names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Guard against plotting data other than what the report describes."""
+    ref, cur, names = validate_inputs(reference, current, feature_names)
+    if names != report.feature_names:
+        raise ValueError(f"feature_names {list(names)} differ from the report's {list(report.feature_names)}")
+    if (ref.shape[0], cur.shape[0]) != (report.n_reference, report.n_current):
+        raise ValueError(
+            f"data has {ref.shape[0]} reference / {cur.shape[0]} current rows but the report was built "
+            f"from {report.n_reference} / {report.n_current}"
+        )
+    return ref, cur, names
+
+
+def _md(text: str) -> str:
+    return text.translate(_MARKDOWN_SPECIAL)
+
+
+def _verdict(report: DriftReport) -> str:
+    failed = len(report.reasons)
+    if failed:
+        return f"Drift detected: {failed} of {len(report.checks)} checks failed."
+    return f"No drift detected: all {len(report.checks)} checks passed."
+
+
+def _sizes(report: DriftReport) -> str:
+    return (
+        f"Reference: {report.n_reference:,} rows. Current: {report.n_current:,} rows. "
+        f"Features: {', '.join(report.feature_names)}."
+    )
+
+
+def _fails_when(check: Check) -> str:
+    return f"{'>=' if check.higher_is_worse else '<'} {check.threshold:.3g}"
+
+
+def _summary(values: np.ndarray) -> tuple[str, str]:
+    return f"{values.mean():.4g} ± {values.std():.3g}", f"[{values.min():.6g}, {values.max():.6g}]"
+
+
+def _axis_range(*arrays: np.ndarray) -> tuple[float, float]:
+    """Shared axis over both datasets, so out-of-range traffic is visibly out of range."""
+    low = min(float(a.min()) for a in arrays)
+    high = max(float(a.max()) for a in arrays)
+    return (low - 0.5, high + 0.5) if low == high else (low, high)
+
+
+_WIDTH, _HEIGHT, _MARGIN = 360, 220, 40
+
+
+def _svg(
+    title: str,
+    x_label: str,
+    x_range: tuple[float, float],
+    y_label: str,
+    y_range: tuple[float, float],
+    body: str,
+) -> str:
+    """Frame, axis extremes and labels shared by every plot; no xmlns needed inline in HTML5."""
+    left, bottom = _MARGIN, _HEIGHT - _MARGIN
+    right, top = _WIDTH - 10, 25
+    return (
+        f'<svg width="{_WIDTH}" height="{_HEIGHT}" '
+        f'viewBox="0 0 {_WIDTH} {_HEIGHT}" font-size="10" font-family="sans-serif">'
+        f'<title>{html.escape(title)}</title><rect width="100%" height="100%" fill="white"/>'
+        f'<text x="{_WIDTH / 2}" y="14" text-anchor="middle" font-size="12">{html.escape(title)}</text>'
+        f"{body}"
+        f'<polyline points="{left},{top} {left},{bottom} {right},{bottom}" fill="none" stroke="#444"/>'
+        f'<text x="{left}" y="{bottom + 12}" text-anchor="start">{x_range[0]:.4g}</text>'
+        f'<text x="{right}" y="{bottom + 12}" text-anchor="end">{x_range[1]:.4g}</text>'
+        f'<text x="{(left + right) / 2}" y="{bottom + 26}" text-anchor="middle">{html.escape(x_label)}</text>'
+        f'<text x="{left - 3}" y="{bottom}" text-anchor="end">{y_range[0]:.3g}</text>'
+        f'<text x="{left - 3}" y="{top + 8}" text-anchor="end">{y_range[1]:.3g}</text>'
+        f'<text x="10" y="{(top + bottom) / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 10 {(top + bottom) / 2})">{html.escape(y_label)}</text>'
+        "</svg>"
+    )
+
+
+def _to_pixels(values: np.ndarray, value_range: tuple[float, float], start: float, end: float) -> np.ndarray:
+    low, high = value_range
+    return start + (values - low) / (high - low) * (end - start)
+
+
+def _histogram_svg(name: str, ref: np.ndarray, cur: np.ndarray) -> str:
+    x_range = _axis_range(ref, cur)
+    edges = np.linspace(*x_range, HISTOGRAM_BINS + 1)
+    shares = [np.histogram(v, bins=edges)[0] / v.size for v in (ref, cur)]
+    y_range = (0.0, max(float(s.max()) for s in shares))
+    x_px = _to_pixels(edges, x_range, _MARGIN, _WIDTH - 10)
+    bars = []
+    for share, color in zip(shares, (REFERENCE_COLOR, CURRENT_COLOR)):
+        y_px = _to_pixels(share, y_range, _HEIGHT - _MARGIN, 25)
+        rects = "".join(
+            f'<rect x="{x0:.1f}" y="{y:.1f}" width="{x1 - x0:.1f}" height="{_HEIGHT - _MARGIN - y:.1f}"/>'
+            for x0, x1, y in zip(x_px[:-1], x_px[1:], y_px)
+        )
+        bars.append(f'<g fill="{color}" fill-opacity="0.5">{rects}</g>')
+    return _svg(name, name, x_range, "share of rows", y_range, "".join(bars))
+
+
+def _scatter_svg(x_name: str, y_name: str, ref: np.ndarray, cur: np.ndarray) -> str:
+    rng = np.random.default_rng(0)
+    samples = [d[rng.choice(d.shape[0], min(d.shape[0], SCATTER_POINTS), replace=False)] for d in (ref, cur)]
+    x_range = _axis_range(ref[:, 0], cur[:, 0])
+    y_range = _axis_range(ref[:, 1], cur[:, 1])
+    groups = []
+    for sample, color in zip(samples, (REFERENCE_COLOR, CURRENT_COLOR)):
+        xs = _to_pixels(sample[:, 0], x_range, _MARGIN, _WIDTH - 10)
+        ys = _to_pixels(sample[:, 1], y_range, _HEIGHT - _MARGIN, 25)
+        dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.5"/>' for x, y in zip(xs, ys))
+        groups.append(f'<g fill="{color}" fill-opacity="0.5">{dots}</g>')
+    return _svg(f"{y_name} vs {x_name}", x_name, x_range, y_name, y_range, "".join(groups))

@@ -1,0 +1,127 @@
+"""Real services for the tests: a SeaweedFS S3 store and a KServe model server, on free ports.
+
+They run beside (never instead of) a user's `make run` services: own ports, own data folder,
+own random credentials, own state directory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_STATE = Path(tempfile.mkdtemp(prefix="fuseml-test-state-"))
+os.environ["LOCAL_STATE_DIR"] = str(_STATE)  # before pipelines.local_env is imported
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from components.store.local_store import start_local_store, wait_until_ready  # noqa: E402
+from components.store.object_store import ObjectStore, StoreConfig  # noqa: E402
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _store_port() -> int:
+    """weed mini uses port, port+10..13 and each of those +10000 for gRPC."""
+    for base in range(21000, 25000, 50):
+        ports = [base, *range(base + 10, base + 14)]
+        if all(_free(p) and _free(p + 10000) for p in ports):
+            return base
+    raise RuntimeError("no free port block for the test object store")
+
+
+class StoreProcess:
+    def __init__(self, config: StoreConfig, data_dir: Path, log: Path) -> None:
+        self.config, self.data_dir, self.log = config, data_dir, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = start_local_store(self.config, self.data_dir, self.log)
+        wait_until_ready(self.config, timeout=60)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def store_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreProcess]:
+    root = tmp_path_factory.mktemp("object-store")
+    config = StoreConfig(f"127.0.0.1:{_store_port()}", f"test-{secrets.token_hex(4)}", secrets.token_urlsafe(18))
+    process = StoreProcess(config, root / "data", root / "weed.log")
+    process.start()
+    os.environ.update({"MINIO_ENDPOINT": config.endpoint, "MINIO_ACCESS_KEY": config.access_key,
+                       "MINIO_SECRET_KEY": config.secret_key})
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def store_config(store_process: StoreProcess) -> StoreConfig:
+    return store_process.config
+
+
+@pytest.fixture()
+def store(store_config: StoreConfig) -> ObjectStore:
+    return ObjectStore(store_config)
+
+
+@pytest.fixture()
+def bucket(store: ObjectStore) -> str:
+    name = f"test-{secrets.token_hex(4)}"
+    store.ensure_bucket(name)
+    return name
+
+
+def _live(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/v2/health/live", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def model_server(store_config: StoreConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A `python -m components.serving` process; its URL is also exported as MODEL_SERVER_URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("model-server") / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "components.serving", "--http-port", str(port),
+             "--cache-dir", str(log.parent / "cache")],
+            stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        )
+    deadline = time.monotonic() + 120
+    while not _live(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"model server did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    os.environ["MODEL_SERVER_URL"] = url
+    yield url
+    process.terminate()
+    process.wait(timeout=30)

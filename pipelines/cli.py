@@ -78,8 +78,13 @@ def parse_params(entry: PipelineEntry, pairs: list[str]) -> dict[str, Any]:
 
 def run_locally(name: str, params: dict[str, Any]) -> Path:
     """Run the compiled pipeline with kfp's local runner against the embedded services."""
+    import warnings
+
     from kfp import components, local
 
+    # The local runner executes in this venv, not the images, and ignores display names: expected.
+    warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom")
+    warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
     local_env.ensure_store()
     local_env.ensure_model_server()
     root = local_env.STATE_DIR / "pipeline-root"

@@ -26,10 +26,11 @@ class PipelineEntry:
 
 
 def registry() -> dict[str, PipelineEntry]:
-    from pipelines import sum as sum_module
+    from pipelines import monitor, sum as sum_module
 
     return {
         "sum": PipelineEntry(sum_module.sum_pipeline, sum_module.validate_params, sum_module.summarize),
+        "monitor": PipelineEntry(monitor.monitor_pipeline, monitor.validate_params, monitor.summarize),
     }
 
 

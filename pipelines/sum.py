@@ -4,6 +4,7 @@ from kfp import dsl
 
 from components.deploy.component import deploy_model
 from components.sum.component import evaluate_sum_model, generate_sum_data, train_sum_model
+from components.validation.component import validate_data
 
 
 @dsl.pipeline(name="sum", description="The FuseML article's sum-of-two-numbers model, gated against skew.")
@@ -17,6 +18,7 @@ def sum_pipeline(
     eval_size: int = 5_000,
     eval_low: float = 0.0,
     eval_high: float = 10_000.0,
+    eval_small_fraction: float = 0.1,
     epochs: int = 40,
     batch_size: int = 32,
     learning_rate: float = 0.001,
@@ -24,7 +26,10 @@ def sum_pipeline(
     target_scale: float = 20_000.0,
     seed: int = 0,
     eval_seed: int = 1,
-    max_mae: float = 5.0,
+    max_relative_mae: float = 0.005,
+    champion_tolerance: float = 0.05,
+    drift_alpha: float = 0.05,
+    block_on_skew: bool = False,
     deploy_target: str = "local",
     server_url: str = "http://127.0.0.1:8080",
 ):
@@ -32,18 +37,26 @@ def sum_pipeline(
         recipe=recipe, size=size, low=low, high=high, small_fraction=small_fraction, seed=seed,
     ).set_display_name("generate training data")
     eval_data = generate_sum_data(
-        recipe=eval_recipe, size=eval_size, low=eval_low, high=eval_high, small_fraction=0.0, seed=eval_seed,
+        recipe=eval_recipe, size=eval_size, low=eval_low, high=eval_high, small_fraction=eval_small_fraction,
+        seed=eval_seed,
     ).set_display_name("generate evaluation data (serving distribution)")
+    validation = validate_data(
+        reference=training_data.outputs["dataset"], current=eval_data.outputs["dataset"], feature_names="x,y",
+        title="Training data vs serving distribution", alpha=drift_alpha,
+    ).set_display_name("validate data: training vs serving")
     trained = train_sum_model(
         dataset=training_data.outputs["dataset"], epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, input_scale=input_scale, target_scale=target_scale, seed=seed,
     ).set_display_name("train")
     evaluated = evaluate_sum_model(
-        model=trained.outputs["model"], eval_dataset=eval_data.outputs["dataset"], max_mae=max_mae,
-    ).set_display_name("evaluate and gate")
+        model=trained.outputs["model"], eval_dataset=eval_data.outputs["dataset"],
+        max_relative_mae=max_relative_mae, champion_tolerance=champion_tolerance,
+        data_valid=validation.outputs["Output"], block_on_skew=block_on_skew,
+    ).set_display_name("evaluate: challenger vs champion")
     with dsl.If(evaluated.outputs["Output"] == True, name="gate passed"):  # noqa: E712 (a KFP condition)
         deploy_model(
-            model=trained.outputs["model"], metrics=evaluated.outputs["metrics"], model_name="sum",
+            model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
+            training_data=training_data.outputs["dataset"], model_name="sum",
             target=deploy_target, server_url=server_url,
         ).set_display_name("publish and deploy")
 
@@ -58,13 +71,17 @@ def validate_params(params: dict) -> None:
                 params["small_fraction"], params["seed"]).validate()
     try:
         SumDataSpec(params["eval_recipe"], params["eval_size"], params["eval_low"], params["eval_high"],
-                    0.0, params["eval_seed"]).validate()
+                    params["eval_small_fraction"], params["eval_seed"]).validate()
     except ValueError as error:
         raise ValueError(f"evaluation data: {error}") from None
     SumTrainingConfig(params["epochs"], params["batch_size"], params["learning_rate"],
                       params["input_scale"], params["target_scale"], params["seed"]).validate()
-    if not params["max_mae"] > 0:
-        raise ValueError(f"max_mae must be positive, got {params['max_mae']}")
+    if not params["max_relative_mae"] > 0:
+        raise ValueError(f"max_relative_mae must be positive, got {params['max_relative_mae']}")
+    if params["champion_tolerance"] < 0:
+        raise ValueError(f"champion_tolerance must be >= 0, got {params['champion_tolerance']}")
+    if not 0 < params["drift_alpha"] < 1:
+        raise ValueError(f"drift_alpha must be in (0, 1), got {params['drift_alpha']}")
     if params["deploy_target"] not in TARGETS:
         raise ValueError(f"deploy_target must be one of {', '.join(TARGETS)}, got {params['deploy_target']!r}")
 
@@ -79,8 +96,11 @@ def summarize(params: dict, run_dir) -> str:
 
     evaluation = task_outputs(run_dir, "evaluate-sum-model")
     report = Path(evaluation["artifacts"]["report"]["artifacts"][0]["uri"]).read_text()
+    validation = task_outputs(run_dir, "validate-data")["artifacts"]
+    validation_summary = Path(validation["summary"]["artifacts"][0]["uri"]).read_text().split("## Checks")[0]
+    validation_html = validation["report"]["artifacts"][0]["uri"]
     deployed = task_outputs(run_dir, "deploy-model").get("parameterValues", {}).get("Output")
-    lines = [f"run: {run_dir}", "", report,
+    lines = [f"run: {run_dir}", "", validation_summary, f"(plots: {validation_html})", "", report,
              f"deployed: version {deployed}" if deployed else "deployed: nothing (the previous model keeps serving)"]
     url = params["server_url"]
     try:

@@ -1,14 +1,15 @@
 """KFP component that publishes a model version and puts it into service."""
 
 from kfp import dsl
-from kfp.dsl import Input, Metrics, Model
+from kfp.dsl import Dataset, Input, Metrics, Model
 
 from components.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def deploy_model(
-    model: Input[Model], metrics: Input[Metrics], model_name: str, target: str, server_url: str,
+    model: Input[Model], metrics: Input[Metrics], training_data: Input[Dataset], model_name: str, target: str,
+    server_url: str,
 ) -> str:
     """Publish to s3://models/<name>/<version>/ with its model card, then serve it; returns the version."""
     import datetime as dt
@@ -22,8 +23,10 @@ def deploy_model(
         "data_sha256": model.metadata.get("data_sha256", ""),
         "data_recipe": model.metadata.get("data_recipe", ""),
         "metrics": dict(metrics.metadata),
+        "envelope": model.metadata.get("envelope"),
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    version = deploy(ObjectStore.from_env(), model_name, Path(model.path), card, target, server_url)
+    version = deploy(ObjectStore.from_env(), model_name, Path(model.path), card, target, server_url,
+                     Path(training_data.path))
     print(f"deployed {model_name} version {version}", flush=True)
     return version

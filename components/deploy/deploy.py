@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from importlib import metadata
@@ -15,6 +16,7 @@ from components.store.object_store import ObjectStore
 log = logging.getLogger(__name__)
 
 TARGETS = ("local", "none")
+DATASET_BUCKET = "datasets"
 
 
 def code_version() -> str:
@@ -31,11 +33,23 @@ def deploy(
     card: dict[str, Any],
     target: str,
     server_url: str,
+    training_data: Path | None = None,
 ) -> str:
-    """Publish, record as serving, and have the target load it; on failure restore the record."""
+    """Publish, record as serving, and have the target load it; on failure restore the record.
+
+    The training data go to the store too (content-addressed), so that monitoring can later
+    compare served traffic with exactly what the model learnt from.
+    """
     if target not in TARGETS:
         raise ValueError(f"unknown deploy target {target!r}: choose one of {', '.join(TARGETS)}")
     store.ensure_bucket(MODEL_BUCKET)
+    if training_data is not None:
+        digest = hashlib.sha256(training_data.read_bytes()).hexdigest()
+        key = f"{name}/{digest}{training_data.suffix or '.npz'}"
+        store.ensure_bucket(DATASET_BUCKET)
+        if key not in store.list_keys(DATASET_BUCKET, f"{name}/"):
+            store.put_file(DATASET_BUCKET, key, training_data)
+        card = {**card, "training_data_uri": f"s3://{DATASET_BUCKET}/{key}"}
     previous = serving_version(store, name)
     version = publish_model(store, name, model_dir, {**card, "replaced": previous, "code_version": code_version()})
     set_serving_version(store, name, version, replaced=previous)

@@ -25,13 +25,20 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from prometheus_client import Counter
+
+from components.serving.envelope import Envelope
 from components.serving.payloads import parse_v1, parse_v2
+from components.serving.traffic_log import TrafficLogger, TrafficRecord
 from components.store.model_registry import CARD_FILE, MODEL_BUCKET, download_model, serving_version
 from components.store.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 
 Predictor = Callable[[np.ndarray], np.ndarray]
+
+ROWS = Counter("fuseml_predicted_rows", "Rows predicted", ["model"])
+ROWS_OUTSIDE = Counter("fuseml_out_of_envelope_rows", "Rows outside the model's training envelope", ["model"])
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class ServedModelSpec:
 class ActiveVersion:
     version: str
     predict: Predictor
-    card: dict[str, Any]
+    envelope: Envelope | None
 
 
 def sum_spec() -> ServedModelSpec:
@@ -65,11 +72,13 @@ def registered_specs() -> dict[str, ServedModelSpec]:
 
 
 class StoreBackedModel(Model):
-    def __init__(self, spec: ServedModelSpec, store: ObjectStore, cache_dir: Path) -> None:
+    def __init__(self, spec: ServedModelSpec, store: ObjectStore, cache_dir: Path,
+                 traffic: TrafficLogger | None = None) -> None:
         super().__init__(spec.name)
         self.spec = spec
         self.store = store
         self.cache_dir = cache_dir / spec.name
+        self.traffic = traffic
         self.active: ActiveVersion | None = None
 
     def load(self) -> bool:
@@ -83,7 +92,7 @@ class StoreBackedModel(Model):
         path = download_model(self.store, self.name, version, self.cache_dir)
         predict = self.spec.load(path)
         card = json.loads((path / CARD_FILE).read_text())
-        self.active = ActiveVersion(version, predict, card)
+        self.active = ActiveVersion(version, predict, Envelope.from_card(card))
         self.ready = True
         log.info("model %s: serving version %s", self.name, version)
         return True
@@ -94,7 +103,19 @@ class StoreBackedModel(Model):
     def get_output_types(self) -> list[dict[str, Any]]:
         width = len(self.spec.output_columns)
         shape = [-1] if width == 1 else [-1, width]
-        return [{"name": self.spec.output_name, "datatype": "FP64", "shape": shape}]
+        return [{"name": self.spec.output_name, "datatype": "FP64", "shape": shape},
+                {"name": "out_of_envelope", "datatype": "BOOL", "shape": [-1]}]
+
+    def _answer(self, active: ActiveVersion, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predict, flag rows outside the training envelope, count them and log the traffic."""
+        outputs = active.predict(inputs)
+        flagged = active.envelope.outside(inputs) if active.envelope else np.zeros(len(inputs), dtype=bool)
+        ROWS.labels(self.name).inc(len(inputs))
+        ROWS_OUTSIDE.labels(self.name).inc(int(flagged.sum()))
+        if self.traffic:
+            self.traffic.log(TrafficRecord(self.name, active.version, inputs.tolist(), outputs.tolist(),
+                                           flagged.tolist()))
+        return outputs, flagged
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> Any:
@@ -103,16 +124,17 @@ class StoreBackedModel(Model):
             raise ModelNotReady(self.name)
         width = len(self.spec.input_columns)
         if isinstance(payload, InferRequest):
-            inputs = parse_v2(payload, self.spec.input_name, width)
-            outputs = active.predict(inputs)
+            outputs, flagged = self._answer(active, parse_v2(payload, self.spec.input_name, width))
             return InferResponse(
                 response_id=payload.id or str(uuid.uuid4()),
                 model_name=self.name,
                 model_version=active.version,
-                infer_outputs=[InferOutput(self.spec.output_name, list(outputs.shape), "FP64", outputs.tolist())],
+                infer_outputs=[InferOutput(self.spec.output_name, list(outputs.shape), "FP64", outputs.tolist()),
+                               InferOutput("out_of_envelope", [len(flagged)], "BOOL", flagged.tolist())],
             )
-        inputs = parse_v1(payload, width)
-        return {"predictions": active.predict(inputs).tolist(), "model_version": active.version}
+        outputs, flagged = self._answer(active, parse_v1(payload, width))
+        return {"predictions": outputs.tolist(), "model_version": active.version,
+                "out_of_envelope": flagged.tolist()}
 
 
 class StoreModelRepository(ModelRepository):
@@ -154,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--http-port", type=int, default=8080)
     parser.add_argument("--models", default=",".join(registered_specs()))
     parser.add_argument("--cache-dir", type=Path, default=Path(".local/model-cache"))
+    parser.add_argument("--no-traffic-log", action="store_true", help="do not log requests to the store")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     specs = registered_specs()
@@ -162,8 +185,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(specs)}")
     store = ObjectStore.from_env()
     store.ensure_bucket(MODEL_BUCKET)
-    models = [StoreBackedModel(specs[name], store, args.cache_dir) for name in args.models.split(",")]
-    build_server(models, args.http_port).start([])
+    traffic = None if args.no_traffic_log else TrafficLogger(store)
+    if traffic:
+        traffic.start()
+    models = [StoreBackedModel(specs[name], store, args.cache_dir, traffic) for name in args.models.split(",")]
+    try:
+        build_server(models, args.http_port).start([])
+    finally:
+        if traffic:
+            traffic.stop()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ def train_sum_model(
     """Train the article's network and export it as a SavedModel."""
     from pathlib import Path
 
+    from components.serving.envelope import Envelope
     from components.sum import data
     from components.sum.model import SumTrainingConfig, export, train
 
@@ -41,31 +42,45 @@ def train_sum_model(
         f"epoch {epoch}/{epochs} loss {loss:.3e}", flush=True) if epoch % every == 0 or epoch == epochs else None)
     export(trained, Path(model.path))
     model.metadata.update({"training": config.as_dict(), "data_sha256": dataset.metadata.get("sha256", ""),
-                           "data_recipe": dataset.metadata.get("recipe", "")})
+                           "data_recipe": dataset.metadata.get("recipe", ""),
+                           "envelope": Envelope.of(data.FEATURES, inputs).as_dict()})
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
 def evaluate_sum_model(
-    model: Input[Model], eval_dataset: Input[Dataset], max_mae: float,
-    metrics: Output[Metrics], report: Output[Markdown],
+    model: Input[Model], eval_dataset: Input[Dataset], max_relative_mae: float, champion_tolerance: float,
+    data_valid: bool, block_on_skew: bool, metrics: Output[Metrics], report: Output[Markdown],
 ) -> bool:
-    """Score the model on serving-distribution data and the article's queries; True if it may ship."""
-    import json
+    """Score challenger and champion on the same serving-distribution data; True if it may ship."""
+    import dataclasses
+    import tempfile
     from pathlib import Path
 
+    from components.deploy.champion import decide, load_champion
+    from components.store.object_store import ObjectStore
     from components.sum import data
-    from components.sum.evaluate import as_dict, evaluate, report_markdown
+    from components.sum.evaluate import evaluate, report_markdown
     from components.sum.model import load_predictor
 
     inputs, targets = data.load(Path(eval_dataset.path))
-    evaluation = evaluate(load_predictor(Path(model.path)), inputs, targets)
-    passed = evaluation.mae <= max_mae
-    decision = (f"PASS: MAE {evaluation.mae:.4g} <= {max_mae:g}" if passed
-                else f"REFUSED: MAE {evaluation.mae:.4g} > {max_mae:g}; the model is not deployed")
-    for key, value in evaluation.metrics().items():
+    challenger = evaluate(load_predictor(Path(model.path)), inputs, targets)
+    champion = load_champion(ObjectStore.from_env(), "sum", Path(tempfile.mkdtemp()), load_predictor)
+    champion_eval = evaluate(champion[1], inputs, targets) if champion else None
+    decision = decide(challenger.relative_mae, max_relative_mae,
+                      champion_eval.relative_mae if champion_eval else None,
+                      champion[0] if champion else None, champion_tolerance)
+    if decision.deploy and block_on_skew and not data_valid:
+        decision = dataclasses.replace(decision, deploy=False,
+                                       reason="REFUSED: data validation found skew (see its report)")
+    for key, value in challenger.metrics().items():
         metrics.log_metric(key, value)
-    metrics.log_metric("gate_passed", float(passed))
-    Path(report.path).write_text(report_markdown(evaluation, "Sum model evaluation", decision))
-    model.metadata["evaluation"] = json.dumps(as_dict(evaluation))
-    print(decision, flush=True)
-    return passed
+    if champion_eval:
+        metrics.log_metric("champion_relative_mae", champion_eval.relative_mae)
+        metrics.log_metric("champion_version", float(champion[0]))
+    metrics.log_metric("data_validation_passed", float(data_valid))
+    metrics.log_metric("gate_passed", float(decision.deploy))
+    skew_note = "" if data_valid else " Data validation found skew between training and serving data."
+    Path(report.path).write_text(report_markdown(challenger, "Sum model evaluation", decision.reason + skew_note,
+                                                 champion_eval))
+    print(decision.reason + skew_note, flush=True)
+    return decision.deploy

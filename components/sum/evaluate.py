@@ -35,18 +35,20 @@ class QueryResult:
 @dataclass(frozen=True)
 class SumEvaluation:
     mae: float
+    relative_mae: float
     rmse: float
     max_relative_error: float
     rows: int
     queries: tuple[QueryResult, ...]
 
     def metrics(self) -> dict[str, float]:
-        return {"mae": self.mae, "rmse": self.rmse, "max_relative_error": self.max_relative_error,
+        return {"mae": self.mae, "relative_mae": self.relative_mae, "rmse": self.rmse, "max_relative_error": self.max_relative_error,
                 "eval_rows": float(self.rows)}
 
 
 def evaluate(predict: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, targets: np.ndarray) -> SumEvaluation:
-    """Relative errors are taken against max(|sum|, 1) so that sums near zero do not explode them."""
+    """Relative MAE (MAE over the mean |sum|) is the scale-free score the gate uses; the max
+    relative error is taken against max(|sum|, 1) so that sums near zero do not explode it."""
     if len(inputs) == 0:
         raise ValueError("evaluation data is empty")
     errors = predict(inputs) - targets
@@ -54,6 +56,7 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, ta
     answers = predict(queries)
     return SumEvaluation(
         mae=float(np.mean(np.abs(errors))),
+        relative_mae=float(np.mean(np.abs(errors)) / max(float(np.mean(np.abs(targets))), 1e-12)),
         rmse=float(np.sqrt(np.mean(errors ** 2))),
         max_relative_error=float(np.max(np.abs(errors) / np.maximum(np.abs(targets), 1.0))),
         rows=len(inputs),
@@ -69,10 +72,14 @@ def query_table(queries: tuple[QueryResult, ...], model_label: str = "this model
     return "\n".join(lines)
 
 
-def report_markdown(evaluation: SumEvaluation, title: str, decision: str) -> str:
-    metrics = "\n".join(f"| {k} | {v:,.6g} |" for k, v in evaluation.metrics().items())
+def report_markdown(evaluation: SumEvaluation, title: str, decision: str,
+                    champion: SumEvaluation | None = None) -> str:
+    names = evaluation.metrics()
+    champion_metrics = champion.metrics() if champion else {}
+    rows = "\n".join(f"| {k} | {v:,.6g} | {champion_metrics[k]:,.6g} |" if champion else f"| {k} | {v:,.6g} | - |"
+                     for k, v in names.items())
     return (f"# {title}\n\n**Decision:** {decision}\n\n## Held-out data (serving distribution)\n\n"
-            f"| metric | value |\n|---|---:|\n{metrics}\n\n## The article's queries\n\n"
+            f"| metric | challenger | champion |\n|---|---:|---:|\n{rows}\n\n## The article's queries\n\n"
             f"{query_table(evaluation.queries)}\n")
 
 

@@ -1,6 +1,7 @@
 """The compiled sum pipeline, run by kfp's local runner against the real store and model server."""
 
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -10,7 +11,7 @@ from components.serving.client import infer_v2, predict_v1
 from components.store.model_registry import complete_versions, read_card
 from pipelines import cli
 
-SMALL = ["size=4000", "eval_size=1000", "epochs=12", "max_mae=60"]
+SMALL = ["size=4000", "eval_size=1000", "epochs=12", "max_relative_mae=0.02"]
 
 
 def run(model_server, overrides):
@@ -30,7 +31,7 @@ def test_compiled_pipelines_are_fresh(tmp_path):
     ("size=-5", "size must be positive"),
     ("recipe=gaussian", "unknown recipe"),
     ("low=20000", "low < high"),
-    ("max_mae=0", "max_mae must be positive"),
+    ("max_relative_mae=0", "max_relative_mae must be positive"),
     ("epochs=two", "not a valid int"),
     ("colour=red", "unknown parameter"),
 ])
@@ -48,19 +49,24 @@ def test_sum_pipeline_deploys_a_good_model_and_refuses_a_skewed_one(store, model
     version = cli.task_outputs(run_dir, "deploy-model")["parameterValues"]["Output"]
     assert served_version(model_server, "sum") == version
     card = read_card(store, "sum", version)
-    assert card["data_recipe"] == "uniform" and card["metrics"]["mae"] <= 60 and card["artifact_digest"]
+    assert card["data_recipe"] == "uniform" and card["metrics"]["relative_mae"] <= 0.02 and card["artifact_digest"]
     v1 = predict_v1(model_server, "sum", [[2000, 3000], [10, 10000]])
     assert v1["model_version"] == version
     assert v1["predictions"][0] == pytest.approx(5000, rel=0.02)
     v2 = infer_v2(model_server, "sum", "pairs", [[2000, 3000]])
     assert v2["outputs"][0]["data"][0] == pytest.approx(v1["predictions"][0], rel=1e-6)
     summary = cli.registry()["sum"].summarize(params, run_dir)
+    assert "No drift detected" in summary or "Drift detected" in summary
     assert "PASS" in summary and f"version {version}" in summary and "4857.6670".replace("4857", "4,857") in summary
 
     versions_before = complete_versions(store, "sum")
     _, skewed_dir = run(model_server, SMALL + ["recipe=seed-equal-pairs", "epochs=5"])
     evaluation = cli.task_outputs(skewed_dir, "evaluate-sum-model")
     assert evaluation["parameterValues"]["Output"] is False
+    validation = cli.task_outputs(skewed_dir, "validate-data")
+    assert validation["parameterValues"]["Output"] is False
+    summary = Path(validation["artifacts"]["summary"]["artifacts"][0]["uri"]).read_text()
+    assert "Spearman correlation 1.00 in reference" in summary
     assert not (skewed_dir / "deploy-model").exists()
     assert served_version(model_server, "sum") == version
     assert complete_versions(store, "sum") == versions_before

@@ -17,4 +17,5 @@ def train_tiny_sum_model(path, seed=0):
 @pytest.fixture(scope="session")
 def deployed_sum(store_config, model_server, tmp_path_factory):
     path = train_tiny_sum_model(tmp_path_factory.mktemp("sum-model") / "model")
-    return deploy(ObjectStore(store_config), "sum", path, {"metrics": {}}, "local", model_server)
+    card = {"metrics": {}, "envelope": {"columns": ["x", "y"], "low": [0, 0], "high": [10000, 10000]}}
+    return deploy(ObjectStore(store_config), "sum", path, card, "local", model_server)

@@ -30,9 +30,26 @@ def test_v2_infer_and_metadata(model_server, deployed_sum):
     meta = get(f"{model_server}/v2/models/sum")
     assert meta["versions"] == [deployed_sum]
     assert meta["inputs"] == [{"name": "pairs", "datatype": "FP32", "shape": [-1, 2]}]
-    assert meta["outputs"] == [{"name": "sum", "datatype": "FP64", "shape": [-1]}]
+    assert meta["outputs"] == [{"name": "sum", "datatype": "FP64", "shape": [-1]},
+                               {"name": "out_of_envelope", "datatype": "BOOL", "shape": [-1]}]
     assert get(f"{model_server}/v2/models/sum/ready")["ready"] is True
     assert get(f"{model_server}/v1/models/sum")["ready"] is True
+
+
+def test_requests_outside_the_training_envelope_are_answered_but_flagged(model_server, deployed_sum):
+    def outside_count():
+        with urllib.request.urlopen(f"{model_server}/metrics", timeout=10) as response:
+            lines = response.read().decode().splitlines()
+        return sum(float(line.split()[-1]) for line in lines
+                   if line.startswith("fuseml_out_of_envelope_rows_total") and 'model="sum"' in line)
+
+    before = outside_count()
+    body = predict_v1(model_server, "sum", [[2000, 3000], [1_000_000, 4], [-1, 5]])
+    assert body["out_of_envelope"] == [False, True, True] and len(body["predictions"]) == 3
+    v2 = infer_v2(model_server, "sum", "pairs", [[1_000_000, 4]])
+    flag = v2["outputs"][1]
+    assert (flag["name"], flag["datatype"], flag["shape"], flag["data"]) == ("out_of_envelope", "BOOL", [1], [True])
+    assert outside_count() - before == 3
 
 
 @pytest.mark.parametrize("path, body, message", [

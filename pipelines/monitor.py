@@ -1,0 +1,73 @@
+"""The monitoring pipeline, made to run as a recurring run: detect skew or drift, then retrain.
+
+It compares the served sum model's logged traffic with the data that model was trained on;
+when they differ it runs the sum pipeline on a range covering what was seen, and that run's
+champion gate decides whether the new model replaces the served one.
+"""
+
+from kfp import dsl
+
+from components.monitor.component import collect_traffic, plan_retraining
+from components.validation.component import validate_data
+from pipelines.sum import sum_pipeline
+
+
+@dsl.pipeline(name="monitor", description="Compare served traffic with training data; retrain on drift.")
+def monitor_pipeline(
+    window_minutes: float = 60.0,
+    min_rows: int = 50,
+    drift_alpha: float = 0.05,
+    size: int = 20_000,
+    epochs: int = 40,
+    deploy_target: str = "local",
+    server_url: str = "http://127.0.0.1:8080",
+):
+    collected = collect_traffic(model_name="sum", window_minutes=window_minutes).set_display_name(
+        "collect served traffic")
+    with dsl.If(collected.outputs["Output"] >= min_rows, name="enough traffic"):
+        validation = validate_data(
+            reference=collected.outputs["training_data"], current=collected.outputs["traffic"],
+            feature_names="x,y", title="Served traffic vs training data", alpha=drift_alpha,
+        ).set_display_name("validate: traffic vs training")
+        with dsl.If(validation.outputs["Output"] == False, name="drift found"):  # noqa: E712 (a KFP condition)
+            plan = plan_retraining(
+                training_data=collected.outputs["training_data"], traffic=collected.outputs["traffic"],
+            ).set_display_name("plan retraining range")
+            sum_pipeline(
+                low=plan.outputs["low"], high=plan.outputs["high"], eval_low=plan.outputs["low"],
+                eval_high=plan.outputs["high"], input_scale=plan.outputs["input_scale"],
+                target_scale=plan.outputs["target_scale"], size=size, epochs=epochs,
+                deploy_target=deploy_target, server_url=server_url,
+            ).set_display_name("retrain")
+
+
+def validate_params(params: dict) -> None:
+    from components.deploy.deploy import TARGETS
+
+    if not params["window_minutes"] > 0:
+        raise ValueError(f"window_minutes must be positive, got {params['window_minutes']}")
+    if params["min_rows"] < 2:
+        raise ValueError(f"min_rows must be at least 2, got {params['min_rows']}")
+    if params["size"] <= 0 or params["epochs"] <= 0:
+        raise ValueError("size and epochs must be positive")
+    if not 0 < params["drift_alpha"] < 1:
+        raise ValueError(f"drift_alpha must be in (0, 1), got {params['drift_alpha']}")
+    if params["deploy_target"] not in TARGETS:
+        raise ValueError(f"deploy_target must be one of {', '.join(TARGETS)}, got {params['deploy_target']!r}")
+
+
+def summarize(params: dict, run_dir) -> str:
+    from pathlib import Path
+
+    from pipelines.cli import task_outputs
+
+    rows = task_outputs(run_dir, "collect-traffic").get("parameterValues", {}).get("Output", 0)
+    lines = [f"run: {run_dir}", f"traffic: {rows} logged rows in the last {params['window_minutes']:g} minutes"]
+    validation = task_outputs(run_dir, "validate-data")
+    if not validation:
+        return "\n".join(lines + [f"fewer than {params['min_rows']} rows: nothing compared"])
+    lines.append(Path(validation["artifacts"]["summary"]["artifacts"][0]["uri"]).read_text().split("## Checks")[0])
+    if validation["parameterValues"]["Output"]:
+        return "\n".join(lines + ["no drift: no retraining"])
+    deployed = task_outputs(run_dir, "deploy-model").get("parameterValues", {}).get("Output")
+    return "\n".join(lines + [f"retrained; {'deployed version ' + deployed if deployed else 'the gate kept the champion'}"])

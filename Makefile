@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export CODE_VERSION ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run run-sum run-three-body test bench compile stop clean
+.PHONY: run test bench compile stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 ## run: run the pipelines locally and leave the models served on http://127.0.0.1:8080
 run: $(STAMP)
 	$(PY) -m pipelines run sum
+	$(PY) -m pipelines run three-body --preset local
 
 ## test: unit tests and the end-to-end local pipeline run against the real services
 test: $(STAMP)

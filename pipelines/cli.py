@@ -7,7 +7,7 @@ import inspect
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,16 @@ class PipelineEntry:
     pipeline: Any  # a kfp GraphComponent
     validate: Callable[[dict[str, Any]], None]
     summarize: Callable[[dict[str, Any], Path], str]
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def registry() -> dict[str, PipelineEntry]:
-    from pipelines import monitor, sum as sum_module
+    from pipelines import monitor, sum as sum_module, three_body
 
     return {
         "sum": PipelineEntry(sum_module.sum_pipeline, sum_module.validate_params, sum_module.summarize),
+        "three-body": PipelineEntry(three_body.three_body_pipeline, three_body.validate_params,
+                                    three_body.summarize, three_body.PRESETS),
         "monitor": PipelineEntry(monitor.monitor_pipeline, monitor.validate_params, monitor.summarize),
     }
 
@@ -55,9 +58,13 @@ def defaults(entry: PipelineEntry) -> dict[str, Any]:
     return {name: p.default for name, p in signature.parameters.items()}
 
 
-def parse_params(entry: PipelineEntry, pairs: list[str]) -> dict[str, Any]:
-    """Typed `k=v` overrides on top of the pipeline's defaults; unknown names are an error."""
+def parse_params(entry: PipelineEntry, pairs: list[str], preset: str | None = None) -> dict[str, Any]:
+    """Typed `k=v` overrides on top of a preset and the pipeline's defaults; unknown names are an error."""
     params = defaults(entry)
+    if preset is not None:
+        if preset not in entry.presets:
+            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(entry.presets) or 'none'}")
+        params.update(entry.presets[preset])
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep:
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd = commands.add_parser("run", help="run a compiled pipeline locally with kfp's local runner")
     run_cmd.add_argument("name")
     run_cmd.add_argument("--param", action="append", default=[], metavar="K=V")
+    run_cmd.add_argument("--preset", help="a named set of parameters, e.g. three-body's local or paper")
     commands.add_parser("stop", help="stop the local object store and model server")
     args = parser.parse_args(argv)
 
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown pipeline {args.name!r}; known: {', '.join(pipelines)}")
     entry = pipelines[args.name]
     try:
-        params = parse_params(entry, args.param)
+        params = parse_params(entry, args.param, args.preset)
         entry.validate(params)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

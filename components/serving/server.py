@@ -66,8 +66,15 @@ def sum_spec() -> ServedModelSpec:
     return ServedModelSpec("sum", "pairs", ("x", "y"), "sum", ("sum",), load_predictor)
 
 
+def three_body_spec() -> ServedModelSpec:
+    from components.three_body.model import load_predictor
+
+    return ServedModelSpec("three-body", "queries", ("t", "x2x", "x2y"), "positions",
+                           ("x1x", "x1y", "x2x", "x2y", "x3x", "x3y"), load_predictor)
+
+
 def registered_specs() -> dict[str, ServedModelSpec]:
-    specs = [sum_spec()]
+    specs = [sum_spec(), three_body_spec()]
     return {spec.name: spec for spec in specs}
 
 

@@ -33,7 +33,8 @@ def train_sum_model(
 
     from components.serving.envelope import Envelope
     from components.sum import data
-    from components.sum.model import SumTrainingConfig, export, train
+    from components.saved_model import export
+    from components.sum.model import SumTrainingConfig, train
 
     config = SumTrainingConfig(epochs, batch_size, learning_rate, input_scale, target_scale, seed)
     inputs, targets = data.load(Path(dataset.path))

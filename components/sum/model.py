@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from components import saved_model
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -82,21 +84,7 @@ def train(
     return keras.Model(pair, total, name="sum_of_two_numbers")
 
 
-def export(model, path: Path) -> None:
-    """Write a SavedModel with a `serving_default` signature, as TF Serving and the predictor load it."""
-    model.export(str(path), format="tf_saved_model", verbose=False)
-
-
 def load_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """Load an exported SavedModel as a function from [n, 2] pairs to [n] sums."""
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(path))
-    serve = loaded.signatures["serving_default"]
-
-    def predict(pairs: np.ndarray) -> np.ndarray:
-        outputs = serve(tf.constant(pairs, dtype=tf.float32))
-        return next(iter(outputs.values())).numpy().reshape(-1).astype(np.float64)
-
-    predict.keep_alive = loaded  # the signature needs the loaded object alive
-    return predict
+    predict = saved_model.load(path)
+    return lambda pairs: predict(pairs).reshape(-1)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from components.reporting.svg import HEIGHT, MARGIN, WIDTH, axis_range, frame, to_pixels
+
 from .drift import Check, DriftReport, validate_inputs
 
 REFERENCE_COLOR = "#1f77b4"
@@ -146,76 +148,32 @@ def _summary(values: np.ndarray) -> tuple[str, str]:
     return f"{values.mean():.4g} ± {values.std():.3g}", f"[{values.min():.6g}, {values.max():.6g}]"
 
 
-def _axis_range(*arrays: np.ndarray) -> tuple[float, float]:
-    """Shared axis over both datasets, so out-of-range traffic is visibly out of range."""
-    low = min(float(a.min()) for a in arrays)
-    high = max(float(a.max()) for a in arrays)
-    return (low - 0.5, high + 0.5) if low == high else (low, high)
-
-
-_WIDTH, _HEIGHT, _MARGIN = 360, 220, 40
-
-
-def _svg(
-    title: str,
-    x_label: str,
-    x_range: tuple[float, float],
-    y_label: str,
-    y_range: tuple[float, float],
-    body: str,
-) -> str:
-    """Frame, axis extremes and labels shared by every plot; no xmlns needed inline in HTML5."""
-    left, bottom = _MARGIN, _HEIGHT - _MARGIN
-    right, top = _WIDTH - 10, 25
-    return (
-        f'<svg width="{_WIDTH}" height="{_HEIGHT}" '
-        f'viewBox="0 0 {_WIDTH} {_HEIGHT}" font-size="10" font-family="sans-serif">'
-        f'<title>{html.escape(title)}</title><rect width="100%" height="100%" fill="white"/>'
-        f'<text x="{_WIDTH / 2}" y="14" text-anchor="middle" font-size="12">{html.escape(title)}</text>'
-        f"{body}"
-        f'<polyline points="{left},{top} {left},{bottom} {right},{bottom}" fill="none" stroke="#444"/>'
-        f'<text x="{left}" y="{bottom + 12}" text-anchor="start">{x_range[0]:.4g}</text>'
-        f'<text x="{right}" y="{bottom + 12}" text-anchor="end">{x_range[1]:.4g}</text>'
-        f'<text x="{(left + right) / 2}" y="{bottom + 26}" text-anchor="middle">{html.escape(x_label)}</text>'
-        f'<text x="{left - 3}" y="{bottom}" text-anchor="end">{y_range[0]:.3g}</text>'
-        f'<text x="{left - 3}" y="{top + 8}" text-anchor="end">{y_range[1]:.3g}</text>'
-        f'<text x="10" y="{(top + bottom) / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 10 {(top + bottom) / 2})">{html.escape(y_label)}</text>'
-        "</svg>"
-    )
-
-
-def _to_pixels(values: np.ndarray, value_range: tuple[float, float], start: float, end: float) -> np.ndarray:
-    low, high = value_range
-    return start + (values - low) / (high - low) * (end - start)
-
-
 def _histogram_svg(name: str, ref: np.ndarray, cur: np.ndarray) -> str:
-    x_range = _axis_range(ref, cur)
+    x_range = axis_range(ref, cur)
     edges = np.linspace(*x_range, HISTOGRAM_BINS + 1)
     shares = [np.histogram(v, bins=edges)[0] / v.size for v in (ref, cur)]
     y_range = (0.0, max(float(s.max()) for s in shares))
-    x_px = _to_pixels(edges, x_range, _MARGIN, _WIDTH - 10)
+    x_px = to_pixels(edges, x_range, MARGIN, WIDTH - 10)
     bars = []
     for share, color in zip(shares, (REFERENCE_COLOR, CURRENT_COLOR)):
-        y_px = _to_pixels(share, y_range, _HEIGHT - _MARGIN, 25)
+        y_px = to_pixels(share, y_range, HEIGHT - MARGIN, 25)
         rects = "".join(
-            f'<rect x="{x0:.1f}" y="{y:.1f}" width="{x1 - x0:.1f}" height="{_HEIGHT - _MARGIN - y:.1f}"/>'
+            f'<rect x="{x0:.1f}" y="{y:.1f}" width="{x1 - x0:.1f}" height="{HEIGHT - MARGIN - y:.1f}"/>'
             for x0, x1, y in zip(x_px[:-1], x_px[1:], y_px)
         )
         bars.append(f'<g fill="{color}" fill-opacity="0.5">{rects}</g>')
-    return _svg(name, name, x_range, "share of rows", y_range, "".join(bars))
+    return frame(name, name, x_range, "share of rows", y_range, "".join(bars))
 
 
 def _scatter_svg(x_name: str, y_name: str, ref: np.ndarray, cur: np.ndarray) -> str:
     rng = np.random.default_rng(0)
     samples = [d[rng.choice(d.shape[0], min(d.shape[0], SCATTER_POINTS), replace=False)] for d in (ref, cur)]
-    x_range = _axis_range(ref[:, 0], cur[:, 0])
-    y_range = _axis_range(ref[:, 1], cur[:, 1])
+    x_range = axis_range(ref[:, 0], cur[:, 0])
+    y_range = axis_range(ref[:, 1], cur[:, 1])
     groups = []
     for sample, color in zip(samples, (REFERENCE_COLOR, CURRENT_COLOR)):
-        xs = _to_pixels(sample[:, 0], x_range, _MARGIN, _WIDTH - 10)
-        ys = _to_pixels(sample[:, 1], y_range, _HEIGHT - _MARGIN, 25)
+        xs = to_pixels(sample[:, 0], x_range, MARGIN, WIDTH - 10)
+        ys = to_pixels(sample[:, 1], y_range, HEIGHT - MARGIN, 25)
         dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.5"/>' for x, y in zip(xs, ys))
         groups.append(f'<g fill="{color}" fill-opacity="0.5">{dots}</g>')
-    return _svg(f"{y_name} vs {x_name}", x_name, x_range, y_name, y_range, "".join(groups))
+    return frame(f"{y_name} vs {x_name}", x_name, x_range, y_name, y_range, "".join(groups))

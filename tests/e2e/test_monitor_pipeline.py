@@ -13,7 +13,8 @@ from components.serving.client import predict_v1
 from components.serving.traffic_log import read_traffic
 from components.store.model_registry import read_card
 from components.sum import data
-from components.sum.model import SumTrainingConfig, export, train
+from components.saved_model import export
+from components.sum.model import SumTrainingConfig, train
 
 
 @pytest.fixture()

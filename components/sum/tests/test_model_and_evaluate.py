@@ -3,7 +3,8 @@ import pytest
 
 from components.sum.data import SumDataSpec, generate
 from components.sum.evaluate import ARTICLE_QUERIES, evaluate, report_markdown
-from components.sum.model import SumTrainingConfig, export, load_predictor, train
+from components.saved_model import export
+from components.sum.model import SumTrainingConfig, load_predictor, train
 
 
 def test_exact_predictor_scores_zero_and_wrong_one_does_not():

@@ -1,0 +1,1 @@
+"""Plots and pages for reports people read in the Kubeflow UI."""

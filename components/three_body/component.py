@@ -1,0 +1,85 @@
+"""KFP components of the three-body pipeline: thin wrappers over `components.three_body`."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
+
+from components.images import BASE_IMAGE, TRAINER_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def simulate_three_body(
+    simulations: int, t_max: float, validation_fraction: float, seed: int,
+    training: Output[Dataset], validation: Output[Dataset], statistics: Output[Metrics],
+):
+    """Simulate Breen's setup, drop (and count) runs that did not converge, split by simulation."""
+    from pathlib import Path
+
+    from components.three_body import dataset
+    from components.three_body.simulate import sample_initial_x2, simulate
+
+    x2 = sample_initial_x2(simulations, seed)
+    result = simulate(x2, t_max, progress=lambda done, total: print(f"simulated {done}/{total}", flush=True))
+    rows = dataset.to_rows(result, x2)
+    train_ids, validation_ids = dataset.split_by_simulation(rows.simulation, validation_fraction, seed)
+    dataset.save(Path(training.path), rows.subset(train_ids))
+    dataset.save(Path(validation.path), rows.subset(validation_ids))
+    converged = int(result.converged.sum())
+    for key, value in {"simulations": simulations, "converged": converged, "dropped": simulations - converged,
+                       "training_simulations": len(train_ids), "validation_simulations": len(validation_ids),
+                       "max_energy_error_kept": float(result.energy_error[result.converged].max())}.items():
+        statistics.log_metric(key, float(value))
+    print(f"{converged}/{simulations} simulations converged; {simulations - converged} dropped", flush=True)
+
+
+@dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
+def train_three_body_model(
+    dataset: Input[Dataset], hidden_layers: int, units: int, learning_rate: float, batch_size: int,
+    epochs: int, seed: int, model: Output[Model],
+):
+    """Train Breen's network on (t, x2(0)) -> (x1, x2) and export it with x3 appended."""
+    from pathlib import Path
+
+    from components.serving.envelope import Envelope
+    from components.three_body import dataset as rows_io
+    from components.saved_model import export
+    from components.three_body.model import ThreeBodyTrainingConfig, train
+
+    config = ThreeBodyTrainingConfig(hidden_layers, units, learning_rate, batch_size, epochs, seed)
+    rows = rows_io.load(Path(dataset.path))
+    every = max(1, epochs // 10)
+    trained = train(rows.inputs, rows.targets, config, on_epoch=lambda epoch, loss: print(
+        f"epoch {epoch}/{epochs} MAE {loss:.4f}", flush=True) if epoch % every == 0 or epoch == epochs else None)
+    export(trained, Path(model.path))
+    model.metadata.update({"training": config.as_dict(),
+                           "envelope": Envelope.of(rows_io.INPUT_COLUMNS, rows.inputs).as_dict()})
+
+
+@dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
+def evaluate_three_body_model(
+    model: Input[Model], validation: Input[Dataset], t_max: float, max_mae: float, champion_tolerance: float,
+    metrics: Output[Metrics], report: Output[HTML],
+) -> bool:
+    """Accuracy and speed on held-out simulations, against the champion; True if it may ship."""
+    import tempfile
+    from pathlib import Path
+
+    from components.deploy.champion import decide, load_champion
+    from components.store.object_store import ObjectStore
+    from components.three_body import dataset
+    from components.three_body.evaluate import evaluate, report_html, trajectory_plots
+    from components.three_body.model import load_predictor
+
+    rows = dataset.load(Path(validation.path))
+    predict = load_predictor(Path(model.path))
+    challenger = evaluate(predict, rows, t_max)
+    champion = load_champion(ObjectStore.from_env(), "three-body", Path(tempfile.mkdtemp()), load_predictor)
+    champion_mae = float(abs(champion[1](rows.inputs)[:, :4] - rows.targets).mean()) if champion else None
+    decision = decide(challenger.mae, max_mae, champion_mae, champion[0] if champion else None, champion_tolerance)
+    for key, value in challenger.metrics().items():
+        metrics.log_metric(key, value)
+    if champion_mae is not None:
+        metrics.log_metric("champion_mae", champion_mae)
+    metrics.log_metric("gate_passed", float(decision.deploy))
+    Path(report.path).write_text(report_html(challenger, decision.reason, trajectory_plots(predict, rows)))
+    print(decision.reason, flush=True)
+    return decision.deploy

@@ -1,0 +1,64 @@
+"""Turn simulated trajectories into the network's rows, split by simulation, never by time point.
+
+Rows are (t, x2x(0), x2y(0)) -> (x1x, x1y, x2x, x2y) at t, as in Breen et al. Points of one
+trajectory are strongly correlated, so a random split by row would leak validation into training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from components.three_body.simulate import SimulationResult
+
+INPUT_COLUMNS = ("t", "x2x", "x2y")
+TARGET_COLUMNS = ("x1x", "x1y", "x2x", "x2y")
+
+
+@dataclass(frozen=True)
+class TrajectoryRows:
+    inputs: np.ndarray  # (rows, 3)
+    targets: np.ndarray  # (rows, 4)
+    simulation: np.ndarray  # (rows,) index of the simulation each row came from
+
+    def subset(self, simulations: np.ndarray) -> TrajectoryRows:
+        keep = np.isin(self.simulation, simulations)
+        return TrajectoryRows(self.inputs[keep], self.targets[keep], self.simulation[keep])
+
+
+def to_rows(result: SimulationResult, x2: np.ndarray) -> TrajectoryRows:
+    """Rows of the converged simulations only: the others have no trustworthy trajectory."""
+    kept = np.flatnonzero(result.converged)
+    times = result.times
+    n_times = len(times)
+    inputs = np.empty((len(kept) * n_times, 3))
+    inputs[:, 0] = np.tile(times, len(kept))
+    inputs[:, 1:] = np.repeat(x2[kept], n_times, axis=0)
+    targets = result.positions[kept][:, :, :2, :].reshape(-1, 4)
+    return TrajectoryRows(inputs, targets, np.repeat(kept, n_times))
+
+
+def split_by_simulation(
+    simulations: np.ndarray, validation_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint (training, validation) simulation ids; at least one on each side."""
+    if not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+    ids = np.unique(simulations)
+    if len(ids) < 2:
+        raise ValueError(f"need at least 2 converged simulations to split, got {len(ids)}")
+    shuffled = np.random.default_rng(seed).permutation(ids)
+    n_validation = min(len(ids) - 1, max(1, round(len(ids) * validation_fraction)))
+    return np.sort(shuffled[n_validation:]), np.sort(shuffled[:n_validation])
+
+
+def save(path: Path, rows: TrajectoryRows) -> None:
+    with path.open("wb") as f:
+        np.savez(f, inputs=rows.inputs, targets=rows.targets, simulation=rows.simulation)
+
+
+def load(path: Path) -> TrajectoryRows:
+    with np.load(path) as data:
+        return TrajectoryRows(data["inputs"], data["targets"], data["simulation"])

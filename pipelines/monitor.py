@@ -9,6 +9,7 @@ from kfp import dsl
 
 from components.monitor.component import collect_traffic, plan_retraining
 from components.validation.component import validate_data
+from pipelines.store_access import with_store_access
 from pipelines.sum import sum_pipeline
 
 
@@ -21,9 +22,11 @@ def monitor_pipeline(
     epochs: int = 40,
     deploy_target: str = "local",
     server_url: str = "http://127.0.0.1:8080",
+    store_endpoint: str = "",
 ):
-    collected = collect_traffic(model_name="sum", window_minutes=window_minutes).set_display_name(
-        "collect served traffic")
+    collected = with_store_access(collect_traffic(
+        model_name="sum", window_minutes=window_minutes, store_endpoint=store_endpoint,
+    ).set_display_name("collect served traffic"))
     with dsl.If(collected.outputs["Output"] >= min_rows, name="enough traffic"):
         validation = validate_data(
             reference=collected.outputs["training_data"], current=collected.outputs["traffic"],
@@ -37,7 +40,7 @@ def monitor_pipeline(
                 low=plan.outputs["low"], high=plan.outputs["high"], eval_low=plan.outputs["low"],
                 eval_high=plan.outputs["high"], input_scale=plan.outputs["input_scale"],
                 target_scale=plan.outputs["target_scale"], size=size, epochs=epochs,
-                deploy_target=deploy_target, server_url=server_url,
+                deploy_target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
             ).set_display_name("retrain")
 
 

@@ -5,6 +5,7 @@ from kfp import dsl
 from components.deploy.component import deploy_model
 from components.sum.component import evaluate_sum_model, generate_sum_data, train_sum_model
 from components.validation.component import validate_data
+from pipelines.store_access import with_store_access
 
 
 @dsl.pipeline(name="sum", description="The FuseML article's sum-of-two-numbers model, gated against skew.")
@@ -32,6 +33,7 @@ def sum_pipeline(
     block_on_skew: bool = False,
     deploy_target: str = "local",
     server_url: str = "http://127.0.0.1:8080",
+    store_endpoint: str = "",
 ):
     training_data = generate_sum_data(
         recipe=recipe, size=size, low=low, high=high, small_fraction=small_fraction, seed=seed,
@@ -48,17 +50,17 @@ def sum_pipeline(
         dataset=training_data.outputs["dataset"], epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, input_scale=input_scale, target_scale=target_scale, seed=seed,
     ).set_display_name("train")
-    evaluated = evaluate_sum_model(
+    evaluated = with_store_access(evaluate_sum_model(
         model=trained.outputs["model"], eval_dataset=eval_data.outputs["dataset"],
         max_relative_mae=max_relative_mae, champion_tolerance=champion_tolerance,
-        data_valid=validation.outputs["Output"], block_on_skew=block_on_skew,
-    ).set_display_name("evaluate: challenger vs champion")
+        data_valid=validation.outputs["Output"], block_on_skew=block_on_skew, store_endpoint=store_endpoint,
+    ).set_display_name("evaluate: challenger vs champion"))
     with dsl.If(evaluated.outputs["Output"] == True, name="gate passed"):  # noqa: E712 (a KFP condition)
-        deploy_model(
+        with_store_access(deploy_model(
             model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
             training_data=training_data.outputs["dataset"], model_name="sum",
-            target=deploy_target, server_url=server_url,
-        ).set_display_name("publish and deploy")
+            target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
+        ).set_display_name("publish and deploy"))
 
 
 def validate_params(params: dict) -> None:

@@ -5,6 +5,7 @@ from kfp import dsl
 from components.deploy.component import deploy_model
 from components.three_body.component import evaluate_three_body_model, simulate_three_body, train_three_body_model
 from components.validation.component import validate_data
+from pipelines.store_access import with_store_access
 
 LOCAL = {"simulations": 160, "validation_fraction": 0.1, "epochs": 40, "batch_size": 500, "learning_rate": 0.001}
 PRESETS = {
@@ -31,6 +32,7 @@ def three_body_pipeline(
     drift_alpha: float = 0.05,
     deploy_target: str = "local",
     server_url: str = "http://127.0.0.1:8080",
+    store_endpoint: str = "",
 ):
     simulated = simulate_three_body(
         simulations=simulations, t_max=t_max, validation_fraction=validation_fraction, seed=seed,
@@ -43,16 +45,16 @@ def three_body_pipeline(
         dataset=simulated.outputs["training"], hidden_layers=hidden_layers, units=units,
         learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, seed=seed,
     ).set_display_name("train")
-    evaluated = evaluate_three_body_model(
+    evaluated = with_store_access(evaluate_three_body_model(
         model=trained.outputs["model"], validation=simulated.outputs["validation"], t_max=t_max,
-        max_mae=max_mae, champion_tolerance=champion_tolerance,
-    ).set_display_name("evaluate: accuracy, speed, champion")
+        max_mae=max_mae, champion_tolerance=champion_tolerance, store_endpoint=store_endpoint,
+    ).set_display_name("evaluate: accuracy, speed, champion"))
     with dsl.If(evaluated.outputs["Output"] == True, name="gate passed"):  # noqa: E712 (a KFP condition)
-        deploy_model(
+        with_store_access(deploy_model(
             model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
             training_data=simulated.outputs["training"], model_name="three-body",
-            target=deploy_target, server_url=server_url,
-        ).set_display_name("publish and deploy")
+            target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
+        ).set_display_name("publish and deploy"))
 
 
 def validate_params(params: dict) -> None:

@@ -10,7 +10,8 @@ from components.images import BASE_IMAGE
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def collect_traffic(
-    model_name: str, window_minutes: float, training_data: Output[Dataset], traffic: Output[Dataset],
+    model_name: str, window_minutes: float, store_endpoint: str, training_data: Output[Dataset],
+    traffic: Output[Dataset],
 ) -> int:
     """Fetch the served version's training inputs and its logged traffic; returns the traffic rows."""
     import datetime as dt
@@ -22,7 +23,7 @@ def collect_traffic(
 
     if window_minutes <= 0:
         raise ValueError(f"window_minutes must be positive, got {window_minutes}")
-    data = collect(ObjectStore.from_env(), model_name, dt.timedelta(minutes=window_minutes))
+    data = collect(ObjectStore.from_env(endpoint=store_endpoint), model_name, dt.timedelta(minutes=window_minutes))
     with open(training_data.path, "wb") as f:
         np.savez(f, inputs=data.training_inputs)
     with open(traffic.path, "wb") as f:

@@ -51,19 +51,22 @@ class StoreConfig:
     secure: bool = False
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> StoreConfig:
-        """Read the MinIO variables; credentials have no default so none can leak into code."""
+    def from_env(cls, environ: Mapping[str, str] = os.environ, endpoint: str = "") -> StoreConfig:
+        """Read the MinIO variables; credentials have no default so none can leak into code.
+
+        A non-empty `endpoint` (a pipeline parameter, say) overrides MINIO_ENDPOINT.
+        """
         missing = [name for name in (ACCESS_KEY_VAR, SECRET_KEY_VAR) if not environ.get(name)]
         if missing:
             raise StoreError(
                 "object store credentials missing: set " + " and ".join(missing)
                 + " (make run creates local ones in .local/store.env)"
             )
-        endpoint = environ.get(ENDPOINT_VAR) or DEFAULT_ENDPOINT
-        secure = endpoint.startswith("https://")
-        endpoint = endpoint.removeprefix("https://").removeprefix("http://").rstrip("/")
+        given = endpoint or environ.get(ENDPOINT_VAR) or DEFAULT_ENDPOINT
+        secure = given.startswith("https://")
+        endpoint = given.removeprefix("https://").removeprefix("http://").rstrip("/")
         if not endpoint or "/" in endpoint:
-            raise StoreError(f"{ENDPOINT_VAR} must be host:port, got {environ.get(ENDPOINT_VAR)!r}")
+            raise StoreError(f"the object store endpoint must be host:port, got {given!r}")
         return cls(endpoint, environ[ACCESS_KEY_VAR], environ[SECRET_KEY_VAR], secure)
 
 
@@ -101,8 +104,8 @@ class ObjectStore:
         )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ObjectStore:
-        return cls(StoreConfig.from_env(environ))
+    def from_env(cls, environ: Mapping[str, str] = os.environ, endpoint: str = "") -> ObjectStore:
+        return cls(StoreConfig.from_env(environ, endpoint))
 
     def call(self, what: str, operation: Callable[[], T]) -> T:
         """Run one store operation, retrying only what can get better by waiting."""

@@ -50,7 +50,7 @@ def train_sum_model(
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
 def evaluate_sum_model(
     model: Input[Model], eval_dataset: Input[Dataset], max_relative_mae: float, champion_tolerance: float,
-    data_valid: bool, block_on_skew: bool, metrics: Output[Metrics], report: Output[Markdown],
+    data_valid: bool, block_on_skew: bool, store_endpoint: str, metrics: Output[Metrics], report: Output[Markdown],
 ) -> bool:
     """Score challenger and champion on the same serving-distribution data; True if it may ship."""
     import dataclasses
@@ -65,7 +65,7 @@ def evaluate_sum_model(
 
     inputs, targets = data.load(Path(eval_dataset.path))
     challenger = evaluate(load_predictor(Path(model.path)), inputs, targets)
-    champion = load_champion(ObjectStore.from_env(), "sum", Path(tempfile.mkdtemp()), load_predictor)
+    champion = load_champion(ObjectStore.from_env(endpoint=store_endpoint), "sum", Path(tempfile.mkdtemp()), load_predictor)
     champion_eval = evaluate(champion[1], inputs, targets) if champion else None
     decision = decide(challenger.relative_mae, max_relative_mae,
                       champion_eval.relative_mae if champion_eval else None,

@@ -57,7 +57,7 @@ def train_three_body_model(
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
 def evaluate_three_body_model(
     model: Input[Model], validation: Input[Dataset], t_max: float, max_mae: float, champion_tolerance: float,
-    metrics: Output[Metrics], report: Output[HTML],
+    store_endpoint: str, metrics: Output[Metrics], report: Output[HTML],
 ) -> bool:
     """Accuracy and speed on held-out simulations, against the champion; True if it may ship."""
     import tempfile
@@ -72,7 +72,7 @@ def evaluate_three_body_model(
     rows = dataset.load(Path(validation.path))
     predict = load_predictor(Path(model.path))
     challenger = evaluate(predict, rows, t_max)
-    champion = load_champion(ObjectStore.from_env(), "three-body", Path(tempfile.mkdtemp()), load_predictor)
+    champion = load_champion(ObjectStore.from_env(endpoint=store_endpoint), "three-body", Path(tempfile.mkdtemp()), load_predictor)
     champion_mae = float(abs(champion[1](rows.inputs)[:, :4] - rows.targets).mean()) if champion else None
     decision = decide(challenger.mae, max_mae, champion_mae, champion[0] if champion else None, champion_tolerance)
     for key, value in challenger.metrics().items():

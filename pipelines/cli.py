@@ -145,3 +145,16 @@ def task_outputs(run_dir: Path, task: str) -> dict[str, Any]:
     """A finished local task's executor output (parameters and artifact metadata)."""
     path = run_dir / task / "executor_output.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def artifact_path(run_dir: Path, task: str, artifact: str) -> Path:
+    return Path(task_outputs(run_dir, task)["artifacts"][artifact]["artifacts"][0]["uri"])
+
+
+def artifact_metadata(run_dir: Path, task: str, artifact: str) -> dict[str, Any]:
+    return task_outputs(run_dir, task)["artifacts"][artifact]["artifacts"][0]["metadata"]
+
+
+def validation_verdict(run_dir: Path) -> str:
+    """The head of the data-validation report: verdict and reasons, without the full table."""
+    return artifact_path(run_dir, "validate-data", "summary").read_text().split("## Checks")[0].strip()

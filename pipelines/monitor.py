@@ -60,16 +60,14 @@ def validate_params(params: dict) -> None:
 
 
 def summarize(params: dict, run_dir) -> str:
-    from pathlib import Path
-
-    from pipelines.cli import task_outputs
+    from pipelines.cli import task_outputs, validation_verdict
 
     rows = task_outputs(run_dir, "collect-traffic").get("parameterValues", {}).get("Output", 0)
     lines = [f"run: {run_dir}", f"traffic: {rows} logged rows in the last {params['window_minutes']:g} minutes"]
     validation = task_outputs(run_dir, "validate-data")
     if not validation:
         return "\n".join(lines + [f"fewer than {params['min_rows']} rows: nothing compared"])
-    lines.append(Path(validation["artifacts"]["summary"]["artifacts"][0]["uri"]).read_text().split("## Checks")[0])
+    lines.append(validation_verdict(run_dir))
     if validation["parameterValues"]["Output"]:
         return "\n".join(lines + ["no drift: no retraining"])
     deployed = task_outputs(run_dir, "deploy-model").get("parameterValues", {}).get("Output")

@@ -90,19 +90,14 @@ def validate_params(params: dict) -> None:
 
 def summarize(params: dict, run_dir) -> str:
     """What `make run` prints: this run's evaluation and gate, then what is served and its answers."""
-    from pathlib import Path
-
     from components.serving.client import predict_v1
     from components.sum.evaluate import ARTICLE_QUERIES, QueryResult, query_table
-    from pipelines.cli import task_outputs
+    from pipelines.cli import artifact_path, task_outputs, validation_verdict
 
-    evaluation = task_outputs(run_dir, "evaluate-sum-model")
-    report = Path(evaluation["artifacts"]["report"]["artifacts"][0]["uri"]).read_text()
-    validation = task_outputs(run_dir, "validate-data")["artifacts"]
-    validation_summary = Path(validation["summary"]["artifacts"][0]["uri"]).read_text().split("## Checks")[0]
-    validation_html = validation["report"]["artifacts"][0]["uri"]
+    report = artifact_path(run_dir, "evaluate-sum-model", "report").read_text()
     deployed = task_outputs(run_dir, "deploy-model").get("parameterValues", {}).get("Output")
-    lines = [f"run: {run_dir}", "", validation_summary, f"(plots: {validation_html})", "", report,
+    lines = [f"run: {run_dir}", "", validation_verdict(run_dir),
+             f"(plots: {artifact_path(run_dir, 'validate-data', 'report')})", "", report,
              f"deployed: version {deployed}" if deployed else "deployed: nothing (the previous model keeps serving)"]
     url = params["server_url"]
     try:

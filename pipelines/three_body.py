@@ -79,14 +79,13 @@ def validate_params(params: dict) -> None:
 
 def summarize(params: dict, run_dir) -> str:
     from components.serving.client import predict_v1
-    from pipelines.cli import task_outputs
+    from pipelines.cli import artifact_metadata, artifact_path, task_outputs, validation_verdict
 
-    simulated = task_outputs(run_dir, "simulate-three-body")["artifacts"]["statistics"]["artifacts"][0]["metadata"]
-    evaluation = task_outputs(run_dir, "evaluate-three-body-model")
-    metrics = evaluation["artifacts"]["metrics"]["artifacts"][0]["metadata"]
-    report = evaluation["artifacts"]["report"]["artifacts"][0]["uri"]
+    simulated = artifact_metadata(run_dir, "simulate-three-body", "statistics")
+    metrics = artifact_metadata(run_dir, "evaluate-three-body-model", "metrics")
+    report = artifact_path(run_dir, "evaluate-three-body-model", "report")
     deployed = task_outputs(run_dir, "deploy-model").get("parameterValues", {}).get("Output")
-    lines = [f"run: {run_dir}",
+    lines = [f"run: {run_dir}", validation_verdict(run_dir),
              f"simulations: {simulated['converged']:.0f}/{simulated['simulations']:.0f} converged, "
              f"{simulated['dropped']:.0f} dropped",
              f"held-out MAE: {metrics['mae']:.4f} (per simulation: median {metrics['simulation_mae_median']:.4f}, "

@@ -27,7 +27,8 @@ class PipelineEntry:
 
 
 def registry() -> dict[str, PipelineEntry]:
-    from pipelines import monitor, sum as sum_module, three_body
+    from pipelines import monitor, three_body
+    from pipelines import sum as sum_module
 
     return {
         "sum": PipelineEntry(sum_module.sum_pipeline, sum_module.validate_params, sum_module.summarize),

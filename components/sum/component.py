@@ -31,9 +31,9 @@ def train_sum_model(
     """Train the article's network and export it as a SavedModel."""
     from pathlib import Path
 
+    from components.saved_model import export
     from components.serving.envelope import Envelope
     from components.sum import data
-    from components.saved_model import export
     from components.sum.model import SumTrainingConfig, train
 
     config = SumTrainingConfig(epochs, batch_size, learning_rate, input_scale, target_scale, seed)

@@ -39,9 +39,9 @@ def train_three_body_model(
     """Train Breen's network on (t, x2(0)) -> (x1, x2) and export it with x3 appended."""
     from pathlib import Path
 
+    from components.saved_model import export
     from components.serving.envelope import Envelope
     from components.three_body import dataset as rows_io
-    from components.saved_model import export
     from components.three_body.model import ThreeBodyTrainingConfig, train
 
     config = ThreeBodyTrainingConfig(hidden_layers, units, learning_rate, batch_size, epochs, seed)

@@ -9,11 +9,11 @@ import pytest
 
 from components.deploy.deploy import deploy
 from components.deploy.local_server import served_version
+from components.saved_model import export
 from components.serving.client import predict_v1
 from components.serving.traffic_log import read_traffic
 from components.store.model_registry import read_card
 from components.sum import data
-from components.saved_model import export
 from components.sum.model import SumTrainingConfig, train
 
 

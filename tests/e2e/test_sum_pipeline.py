@@ -1,8 +1,8 @@
 """The compiled sum pipeline, run by kfp's local runner against the real store and model server."""
 
 import subprocess
-from pathlib import Path
 import sys
+from pathlib import Path
 
 import pytest
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from components.saved_model import export
 from components.sum.data import SumDataSpec, generate
 from components.sum.evaluate import ARTICLE_QUERIES, evaluate, report_markdown
-from components.saved_model import export
 from components.sum.model import SumTrainingConfig, load_predictor, train
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from components.saved_model import export
 from components.three_body import dataset
 from components.three_body.evaluate import evaluate, relative_energy_error, report_html, trajectory_plots
-from components.saved_model import export
 from components.three_body.model import ThreeBodyTrainingConfig, load_predictor, profile, train
 from components.three_body.simulate import sample_initial_x2, simulate
 

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export CODE_VERSION ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench compile stop clean
+.PHONY: run test bench compile images stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: $(STAMP)
 ## compile: write pipelines/compiled/<name>.yaml
 compile: $(STAMP)
 	$(PY) -m pipelines compile
+
+## images: build the component images with docker or podman (IMAGE_REGISTRY, IMAGE_TAG)
+images:
+	bash images/build.sh
 
 ## stop: stop the local object store and model server
 stop:

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export CODE_VERSION ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench compile images stop clean
+.PHONY: run test bench compile images submit schedule stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ compile: $(STAMP)
 ## images: build the component images with docker or podman (IMAGE_REGISTRY, IMAGE_TAG)
 images:
 	bash images/build.sh
+
+## submit: upload and run on Kubeflow: make submit PIPELINE=sum KFP_HOST=http://localhost:8080 [ARGS="--param k=v"]
+PIPELINE ?= sum
+KFP_HOST ?= http://localhost:8080
+CRON ?= 0 0 3 * * *
+submit: $(STAMP)
+	$(PY) -m pipelines submit $(PIPELINE) --host $(KFP_HOST) $(ARGS)
+
+## schedule: an enabled recurring run: make schedule PIPELINE=monitor CRON="0 0 * * * *"
+schedule: $(STAMP)
+	$(PY) -m pipelines schedule $(PIPELINE) --host $(KFP_HOST) --cron "$(CRON)" $(ARGS)
 
 ## stop: stop the local object store and model server
 stop:

@@ -1,4 +1,4 @@
-"""`python -m pipelines compile | run NAME [--param k=v] | stop`."""
+"""`python -m pipelines compile | run NAME [--param k=v] | submit NAME | schedule NAME | stop`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from kfp import compiler
 
-from pipelines import local_env
+from pipelines import kfp_submit, local_env
 
 COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
 
@@ -114,12 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--param", action="append", default=[], metavar="K=V")
     run_cmd.add_argument("--preset", help="a named set of parameters, e.g. three-body's local or paper")
     commands.add_parser("stop", help="stop the local object store and model server")
+    kfp_submit.add_cli(commands)
     args = parser.parse_args(argv)
 
     if args.command == "compile":
         for path in compile_all(args.names):
             print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
         return 0
+    if args.command in ("submit", "schedule"):
+        return kfp_submit.handle(args)
     if args.command == "stop":
         stopped = local_env.stop()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

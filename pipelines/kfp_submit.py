@@ -125,7 +125,9 @@ def handle(args: argparse.Namespace) -> int:
         return 2
     entry = pipelines[args.name]
     try:
-        params = parse_params(entry, args.param)
+        # In a cluster, deploy to KServe unless told otherwise.
+        defaults = ["deploy_target=kserve"] if "deploy_target" in parse_params(entry, []) else []
+        params = parse_params(entry, defaults + args.param)
         entry.validate(params)
         if args.kfp_action == "schedule":
             check_cron(args.cron)

@@ -34,6 +34,7 @@ def sum_pipeline(
     deploy_target: str = "local",
     server_url: str = "http://127.0.0.1:8080",
     store_endpoint: str = "",
+    canary_percent: int = 0,
 ):
     training_data = generate_sum_data(
         recipe=recipe, size=size, low=low, high=high, small_fraction=small_fraction, seed=seed,
@@ -60,6 +61,7 @@ def sum_pipeline(
             model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
             training_data=training_data.outputs["dataset"], model_name="sum",
             target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
+            canary_percent=canary_percent,
         ).set_display_name("publish and deploy"))
 
 
@@ -84,6 +86,8 @@ def validate_params(params: dict) -> None:
         raise ValueError(f"champion_tolerance must be >= 0, got {params['champion_tolerance']}")
     if not 0 < params["drift_alpha"] < 1:
         raise ValueError(f"drift_alpha must be in (0, 1), got {params['drift_alpha']}")
+    if not 0 <= params["canary_percent"] < 100:
+        raise ValueError(f"canary_percent must be in [0, 100), got {params['canary_percent']}")
     if params["deploy_target"] not in TARGETS:
         raise ValueError(f"deploy_target must be one of {', '.join(TARGETS)}, got {params['deploy_target']!r}")
 

@@ -33,6 +33,7 @@ def three_body_pipeline(
     deploy_target: str = "local",
     server_url: str = "http://127.0.0.1:8080",
     store_endpoint: str = "",
+    canary_percent: int = 0,
 ):
     simulated = simulate_three_body(
         simulations=simulations, t_max=t_max, validation_fraction=validation_fraction, seed=seed,
@@ -54,6 +55,7 @@ def three_body_pipeline(
             model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
             training_data=simulated.outputs["training"], model_name="three-body",
             target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
+            canary_percent=canary_percent,
         ).set_display_name("publish and deploy"))
 
 
@@ -73,6 +75,8 @@ def validate_params(params: dict) -> None:
         raise ValueError(f"max_mae must be positive, got {params['max_mae']}")
     if params["champion_tolerance"] < 0:
         raise ValueError(f"champion_tolerance must be >= 0, got {params['champion_tolerance']}")
+    if not 0 <= params["canary_percent"] < 100:
+        raise ValueError(f"canary_percent must be in [0, 100), got {params['canary_percent']}")
     if params["deploy_target"] not in TARGETS:
         raise ValueError(f"deploy_target must be one of {', '.join(TARGETS)}, got {params['deploy_target']!r}")
 

@@ -9,7 +9,7 @@ from components.images import BASE_IMAGE
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def deploy_model(
     model: Input[Model], metrics: Input[Metrics], training_data: Input[Dataset], model_name: str, target: str,
-    server_url: str, store_endpoint: str,
+    server_url: str, store_endpoint: str, canary_percent: int,
 ) -> str:
     """Publish to s3://models/<name>/<version>/ with its model card, then serve it; returns the version."""
     import datetime as dt
@@ -26,7 +26,7 @@ def deploy_model(
         "envelope": model.metadata.get("envelope"),
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    version = deploy(ObjectStore.from_env(endpoint=store_endpoint), model_name, Path(model.path), card, target, server_url,
-                     Path(training_data.path))
+    version = deploy(ObjectStore.from_env(endpoint=store_endpoint), model_name, Path(model.path), card, target,
+                     server_url, Path(training_data.path), canary_percent)
     print(f"deployed {model_name} version {version}", flush=True)
     return version

@@ -9,13 +9,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from components.deploy.local_server import load_version
+from components.deploy.local_server import DeployError, load_version
 from components.store.model_registry import MODEL_BUCKET, publish_model, serving_version, set_serving_version
 from components.store.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 
-TARGETS = ("local", "none")
+TARGETS = ("local", "kserve", "none")
+# A request each model must answer after a cluster rollout before it is kept.
+SMOKE_INSTANCES = {"sum": [[1.0, 2.0], [1000.0, 4.0]], "three-body": [[0.5, -0.2, 0.5]]}
 DATASET_BUCKET = "datasets"
 
 
@@ -34,6 +36,7 @@ def deploy(
     target: str,
     server_url: str,
     training_data: Path | None = None,
+    canary_percent: int = 0,
 ) -> str:
     """Publish, record as serving, and have the target load it; on failure restore the record.
 
@@ -53,12 +56,42 @@ def deploy(
     previous = serving_version(store, name)
     version = publish_model(store, name, model_dir, {**card, "replaced": previous, "code_version": code_version()})
     set_serving_version(store, name, version, replaced=previous)
-    if target == "local":
-        try:
+
+    def restore_record() -> None:
+        if previous:
+            set_serving_version(store, name, previous, replaced=version)
+
+    try:
+        if target == "local":
             load_version(server_url, name, version)
-        except Exception:
-            if previous:
-                set_serving_version(store, name, previous, replaced=version)
-            raise
+        elif target == "kserve":
+            _roll_out_on_kserve(name, version, canary_percent, restore_record)
+    except Exception:
+        restore_record()
+        raise
     log.info("model %s version %s deployed to %s (replaced %s)", name, version, target, previous)
     return version
+
+
+def _roll_out_on_kserve(name: str, version: str, canary_percent: int, restore_record) -> None:
+    """Create or replace the InferenceService; promote, or roll back and restore the record."""
+    from kserve.utils.utils import get_default_target_namespace
+
+    from components.deploy.kserve_cluster import (
+        SERVICE_ACCOUNT,
+        KServeInferenceServices,
+        build_inference_service,
+        default_resources,
+        deploy_to_cluster,
+        v1_smoke_test,
+    )
+    from components.images import image
+
+    isvc = build_inference_service(
+        name, get_default_target_namespace(), f"s3://{MODEL_BUCKET}/{name}", SERVICE_ACCOUNT, "predictor",
+        image("predictor"), canary_percent or None, default_resources(), model_version=version)
+    outcome = deploy_to_cluster(KServeInferenceServices(), isvc, timeout=600.0,
+                                smoke_test=v1_smoke_test(name, SMOKE_INSTANCES[name]),
+                                before_rollback=restore_record)
+    if not outcome.serving_new:
+        raise DeployError(f"{name} {version}: {outcome.action}: {outcome.detail}")

@@ -1,0 +1,218 @@
+"""Submission and scheduling through the real `kfp.Client`, against the v2beta1 REST contract.
+
+The server (`kfp_contract_server`) answers as the Kubeflow Pipelines API does and records every
+request outside the contract; each test ends by asserting there was none. No cluster here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import kfp_server_api
+import pytest
+
+from pipelines import cli
+from pipelines.kfp_submit import add_cli, handle, make_client, package_digest, schedule, submit
+from tests.cluster.kfp_contract_server import KfpContractServer
+
+pytestmark = pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
+
+NAMESPACE = "kubeflow-user-example-com"
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    (path,) = cli.compile_all(["sum"], out_dir=tmp_path_factory.mktemp("compiled"))
+    return path
+
+
+@pytest.fixture
+def params() -> dict:
+    return cli.parse_params(cli.registry()["sum"], ["epochs=3", "seed=7"])
+
+
+@pytest.fixture
+def server() -> Iterator[KfpContractServer]:
+    with KfpContractServer() as running:
+        yield running
+        assert running.state.violations == [], "requests outside the v2beta1 contract"
+
+
+def calls(server: KfpContractServer) -> list[tuple[str, str]]:
+    return [(method, path.removeprefix("/apis/v2beta1")) for method, path in server.state.requests]
+
+
+def test_first_submit_uploads_the_pipeline_creates_the_experiment_and_runs_that_version(
+        server: KfpContractServer, package: Path, params: dict) -> None:
+    run_id = submit(make_client(server.url), "sum", package, "fuseml", params)
+
+    state = server.state
+    (pipeline,) = state.pipelines
+    (version,) = state.versions
+    (experiment,) = state.experiments
+    (run,) = state.runs
+    assert pipeline["name"] == "sum" and pipeline["description"] == f"sha256:{package_digest(package)}"
+    assert experiment["display_name"] == "fuseml"
+    assert run["run_id"] == run_id and run["experiment_id"] == experiment["experiment_id"]
+    assert run["pipeline_version_reference"] == {"pipeline_id": pipeline["pipeline_id"],
+                                                 "pipeline_version_id": version["pipeline_version_id"]}
+    assert run["runtime_config"]["parameters"] == params
+    assert type(run["runtime_config"]["parameters"]["epochs"]) is int  # typed, not strings
+    assert calls(server) == [
+        ("GET", "/healthz"),  # kfp.Client asks whether the deployment is multi-user
+        ("GET", "/pipelines"), ("POST", "/pipelines/upload"),
+        ("GET", f"/pipelines/{pipeline['pipeline_id']}/versions"),
+        ("GET", "/experiments"), ("POST", "/experiments"),
+        ("POST", "/runs"),
+    ]
+
+
+def test_a_second_submit_adds_a_version_named_by_content_and_reuses_the_experiment(
+        server: KfpContractServer, package: Path, params: dict) -> None:
+    client = make_client(server.url)
+    submit(client, "sum", package, "fuseml", params)
+    second_run = submit(client, "sum", package, "fuseml", {**params, "epochs": 5})
+
+    state = server.state
+    assert len(state.pipelines) == 1 and len(state.experiments) == 1
+    first, second = state.versions
+    digest = package_digest(package)
+    assert second["name"].startswith(f"sum-{digest[:12]}-") and second["description"] == f"sha256:{digest}"
+    assert second["pipeline_version_id"] != first["pipeline_version_id"]
+    run = state.runs[1]
+    assert run["run_id"] == second_run
+    assert run["pipeline_version_reference"]["pipeline_version_id"] == second["pipeline_version_id"]
+    assert run["runtime_config"]["parameters"]["epochs"] == 5
+    assert calls(server).count(("POST", "/experiments")) == 1
+    assert calls(server).count(("POST", "/pipelines/upload")) == 1
+    assert calls(server).count(("POST", "/pipelines/upload_version")) == 1
+
+
+def test_schedule_creates_an_enabled_recurring_run_without_catchup_and_one_at_a_time(
+        server: KfpContractServer, package: Path, params: dict) -> None:
+    recurring_id = schedule(make_client(server.url), "sum", package, "nightly", "0 0 3 * * *", params)
+
+    (recurring,) = server.state.recurring_runs
+    (version,) = server.state.versions
+    assert recurring["recurring_run_id"] == recurring_id
+    assert (recurring["mode"], recurring["status"]) == ("ENABLE", "ENABLED")
+    assert recurring["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * *"}}
+    assert recurring["max_concurrency"] == "1"
+    assert recurring["no_catchup"] is True
+    assert recurring["pipeline_version_reference"]["pipeline_version_id"] == version["pipeline_version_id"]
+    assert recurring["runtime_config"]["parameters"] == params
+    assert server.state.experiments[0]["display_name"] == "nightly"
+    assert server.state.runs == []
+
+
+def test_schedule_with_catchup_and_more_concurrency(server: KfpContractServer, package: Path, params: dict) -> None:
+    schedule(make_client(server.url), "sum", package, "fuseml", "0 30 2 * * 1", params, max_concurrency=2,
+             catchup=True)
+    (recurring,) = server.state.recurring_runs
+    assert recurring["no_catchup"] is False and recurring["max_concurrency"] == "2"
+
+
+@pytest.mark.parametrize("cron, concurrency, message", [
+    ("0 3 * * *", 1, "6 fields"),
+    ("0 0 3 * * *", 0, "between 1 and 10"),
+    ("0 0 3 * * *", 11, "between 1 and 10"),
+])
+def test_schedule_refuses_bad_settings_before_uploading_anything(
+        server: KfpContractServer, package: Path, params: dict, cron: str, concurrency: int, message: str) -> None:
+    client = make_client(server.url)
+    with pytest.raises(ValueError, match=message):
+        schedule(client, "sum", package, "fuseml", cron, params, max_concurrency=concurrency)
+    assert calls(server) == [("GET", "/healthz")]
+
+
+@pytest.fixture
+def private_server() -> Iterator[KfpContractServer]:
+    with KfpContractServer(token="s3cr3t-token", multi_user=True) as running:
+        yield running
+
+
+def test_a_profile_namespace_and_a_bearer_token_are_sent(
+        private_server: KfpContractServer, package: Path, params: dict) -> None:
+    submit(make_client(private_server.url, NAMESPACE, "s3cr3t-token"), "sum", package, "fuseml", params)
+    assert private_server.state.violations == []
+    assert private_server.state.experiments[0]["namespace"] == NAMESPACE
+    assert ("GET", "/apis/v2beta1/healthz") not in private_server.state.requests  # namespace given: no probe
+
+    with pytest.raises(kfp_server_api.ApiException) as refused:
+        submit(make_client(private_server.url, NAMESPACE, "wrong"), "sum", package, "fuseml", params)
+    assert refused.value.status == 401
+    assert len(private_server.state.violations) == 1
+
+
+def test_the_contract_server_refuses_what_the_api_does_not_define(server: KfpContractServer) -> None:
+    for method, path in [("GET", "/apis/v2beta1/runs/run-0001"), ("GET", "/apis/v1beta1/pipelines"),
+                         ("DELETE", "/apis/v2beta1/pipelines/pipeline-0001")]:
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(urllib.request.Request(server.url + path, method=method))
+        assert answer.value.code == 404
+    assert len(server.state.violations) == 3
+    server.state.violations.clear()
+
+
+def test_the_contract_server_checks_run_parameters_against_the_pipeline(
+        server: KfpContractServer, package: Path, params: dict) -> None:
+    client = make_client(server.url)
+    with pytest.raises(kfp_server_api.ApiException) as unknown:
+        submit(client, "sum", package, "fuseml", {**params, "not_a_parameter": 1})
+    assert unknown.value.status == 400 and "not_a_parameter" in json.loads(unknown.value.body)["message"]
+    with pytest.raises(kfp_server_api.ApiException) as mistyped:
+        submit(client, "sum", package, "fuseml", {**params, "epochs": "3"})  # what `kfp recurring-run create` sends
+    assert "NUMBER_INTEGER" in json.loads(mistyped.value.body)["message"]
+    assert len(server.state.violations) == 2
+    server.state.violations.clear()
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipelines")
+    add_cli(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+@pytest.fixture
+def compiled_in_tmp(monkeypatch: pytest.MonkeyPatch, package: Path) -> Path:
+    """Keep the CLI from rewriting pipelines/compiled/ in the working tree."""
+    monkeypatch.setattr(cli, "compile_all", lambda names: [package])
+    monkeypatch.setattr(cli, "compiled_path", lambda name: package)
+    return package
+
+
+def test_cli_submit_and_schedule(server: KfpContractServer, compiled_in_tmp: Path, capsys) -> None:
+    assert handle(parse(["submit", "sum", "--host", server.url, "--param", "epochs=3"])) == 0
+    assert server.state.runs[0]["runtime_config"]["parameters"]["epochs"] == 3
+    assert handle(parse(["schedule", "sum", "--host", server.url, "--cron", "0 0 3 * * *",
+                         "--experiment", "nightly"])) == 0
+    (recurring,) = server.state.recurring_runs
+    assert recurring["no_catchup"] is True and recurring["mode"] == "ENABLE"
+    out = capsys.readouterr().out
+    assert f"run {server.state.runs[0]['run_id']} started" in out and "recurring run" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["submit", "nope"], "unknown pipeline"),
+    (["submit", "sum", "--param", "epochs=many"], "not a valid int"),
+    (["schedule", "sum", "--cron", "0 3 * * *"], "6 fields"),
+])
+def test_cli_refuses_bad_input_without_calling_the_server(
+        server: KfpContractServer, compiled_in_tmp: Path, capsys, argv: list[str], message: str) -> None:
+    assert handle(parse(argv[:2] + ["--host", server.url] + argv[2:])) == 2
+    assert message in capsys.readouterr().err
+    assert server.state.requests == []
+
+
+def test_cli_reports_api_errors(compiled_in_tmp: Path, capsys) -> None:
+    with KfpContractServer(token="needed") as locked:
+        assert handle(parse(["submit", "sum", "--host", locked.url, "--namespace", NAMESPACE])) == 1
+    assert "401" in capsys.readouterr().err

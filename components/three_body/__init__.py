@@ -1,0 +1,1 @@
+"""Three-body problem simulator (Breen et al. 2020 setup)."""

@@ -1,0 +1,467 @@
+"""Planar three-body simulator for the setup of Breen et al. 2020 ("Newton vs the machine").
+
+Three unit masses (G = 1) start at rest with the centre of mass at the origin:
+x1 = (1, 0), x2 inside Breen's sampling region and x3 = -x1 - x2. Positions are
+reported on the grid t = k/256.
+
+`simulate` integrates many initial conditions at once with the Dormand-Prince
+8(5,3) pair (DOP853) and its 7th-order dense output. Every simulation keeps its
+own adaptive step size; all arithmetic is numpy array operations over the set of
+still-running simulations, so the Python overhead of a step is shared by all of
+them. The state is reduced to (x1, x2, v1, v2): the centre of mass is fixed, so
+x3 = -x1 - x2 and v3 = -v1 - v2 hold exactly rather than up to rounding drift.
+
+Close encounters push double precision to its limit (a pair at distance 1e-6
+keeps only ~10 significant digits of its separation), so, like Breen's Brutus
+runs, a trajectory only counts as converged when a second integration at a
+looser tolerance agrees with it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+# scipy ships Hairer's DOP853 tableau (transcribed from dop853.f, Hairer, Norsett &
+# Wanner, "Solving ODEs I", sec. II.10); reusing it avoids retyping ~150 constants
+# and guarantees the vectorized integrator and the scipy reference share the method.
+from scipy.integrate._ivp import dop853_coefficients as _dop853
+
+GRID_STEP = 1.0 / 256
+T_MAX_DEFAULT = 3.9
+T_MAX_LIMIT = 10.0
+X1 = np.array([1.0, 0.0])
+
+DEFAULT_RTOL = 1e-11
+DEFAULT_CHECK_RTOL_FACTOR = 10.0
+DEFAULT_MAX_DIVERGENCE = 1e-6
+DEFAULT_MAX_ENERGY_ERROR = 1e-5
+DEFAULT_MIN_STEP = 1e-11
+MAX_STEPS_PER_TIME_UNIT = 2000
+
+_N_STAGES = _dop853.N_STAGES  # 12; row 12 of the tableau is f at the new point (FSAL)
+_N_STAGES_EXTENDED = _dop853.N_STAGES_EXTENDED  # 16: three more stages feed the interpolant
+_A = _dop853.A
+_B = _dop853.B
+_ERR = np.stack([_dop853.E5, _dop853.E3])  # (2, 13): 5th- and 3rd-order error weights
+_D = _dop853.D  # (4, 16): weights of the 4 highest interpolant terms
+
+# Step-size controller of Hairer's DOP853 (and scipy): the error estimate is O(h^8).
+_SAFETY = 0.9
+_MIN_FACTOR = 0.2
+_MAX_FACTOR = 10.0
+_ERROR_EXPONENT = -1.0 / 8.0
+
+# Reduced state rows: x1x, x1y, x2x, x2y, v1x, v1y, v2x, v2y. With x3 = -x1 - x2,
+# _PAIR maps (x1, x2) to the separations d12 = x2 - x1, d13 = x3 - x1, d23 = x3 - x2
+# and _ACCEL maps the scaled separations d_ij / r_ij^3 to the accelerations a1, a2.
+_PAIR = np.array(
+    [
+        [-1.0, 0.0, 1.0, 0.0],
+        [0.0, -1.0, 0.0, 1.0],
+        [-2.0, 0.0, -1.0, 0.0],
+        [0.0, -2.0, 0.0, -1.0],
+        [-1.0, 0.0, -2.0, 0.0],
+        [0.0, -1.0, 0.0, -2.0],
+    ]
+)
+_ACCEL = np.array(
+    [
+        [1.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, 1.0, 0.0, 0.0],
+        [-1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        [0.0, -1.0, 0.0, 0.0, 0.0, 1.0],
+    ]
+)
+
+_PROGRESS_EVERY = 64  # iterations between progress callbacks
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class Status(enum.IntEnum):
+    """Per-simulation outcome; anything but CONVERGED means the trajectory is discarded."""
+
+    CONVERGED = 0
+    STEP_TOO_SMALL = 1  # step size collapsed below the floor (collision or non-finite state)
+    TOO_MANY_STEPS = 2
+    ENERGY_DRIFT = 3
+    SINGULAR_START = 4  # two bodies start at the same point
+    DIVERGED = 5  # the check run at a looser tolerance disagrees
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Trajectories on the output grid; failed simulations are NaN, never partial."""
+
+    times: np.ndarray  # (T,)
+    positions: np.ndarray  # (n, T, 3, 2)
+    converged: np.ndarray  # (n,) bool
+    energy_error: np.ndarray  # (n,) max |E(t) - E0| / |E0| over accepted steps
+    steps: np.ndarray  # (n,) accepted steps
+    status: np.ndarray  # (n,) Status codes
+    divergence: np.ndarray  # (n,) median position difference to the check run
+
+
+def sample_initial_x2(n: int, seed: int) -> np.ndarray:
+    """Draw x2 like Breen et al.: uniform on [-0.5, 0] x [0, 1], rejecting |x2| > 1.
+
+    Candidates come in fixed-size chunks so the first m samples do not depend on n.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    rng = np.random.default_rng(seed)
+    accepted = [np.empty((0, 2))]
+    count = 0
+    while count < n:
+        candidates = rng.uniform(low=(-0.5, 0.0), high=(0.0, 1.0), size=(1024, 2))
+        inside = candidates[np.hypot(candidates[:, 0], candidates[:, 1]) <= 1.0]
+        accepted.append(inside)
+        count += len(inside)
+    return np.concatenate(accepted)[:n]
+
+
+class InvalidX2Error(ValueError):
+    """An initial x2 the model is not defined on; `row` and `reason` let callers rephrase it."""
+
+    def __init__(self, row: int, point: tuple[float, float], reason: str) -> None:
+        super().__init__(f"x2 row {row} = ({point[0]}, {point[1]}) {reason}")
+        self.row = row
+        self.reason = reason
+
+
+def validate_x2(x2: np.ndarray) -> None:
+    """Reject initial conditions outside the region the model is defined on."""
+    x2 = np.asarray(x2, dtype=float)
+    if x2.ndim != 2 or x2.shape[1] != 2:
+        raise ValueError(f"x2 must have shape (n, 2), got {x2.shape}")
+    for i, (x, y) in enumerate(x2):
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise InvalidX2Error(i, (x, y), "is not finite")
+        if not (-0.5 <= x <= 0.0 and 0.0 <= y <= 1.0 and math.hypot(x, y) <= 1.0):
+            raise InvalidX2Error(i, (x, y), "is outside the region x in [-0.5, 0], y in [0, 1], |x2| <= 1")
+
+
+def time_grid(t_max: float) -> np.ndarray:
+    """Output times k/256 for k = 0..ceil(256 t_max).
+
+    Rounding up keeps Breen's point counts: 3.9 gives 1000 points (the last at
+    999/256 ~ 3.9023) and 10 gives 2561.
+    """
+    if not math.isfinite(t_max) or t_max <= 0.0 or t_max > T_MAX_LIMIT:
+        raise ValueError(f"t_max must be in (0, {T_MAX_LIMIT:g}], got {t_max}")
+    last = math.ceil(t_max / GRID_STEP - 1e-9)
+    return np.arange(last + 1) * GRID_STEP
+
+
+def energy(positions: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+    """Total energy of unit masses with G = 1; arrays are (..., 3, 2)."""
+    kinetic = 0.5 * np.sum(velocities**2, axis=(-2, -1))
+    potential = np.zeros_like(kinetic)
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        potential -= 1.0 / np.linalg.norm(positions[..., j, :] - positions[..., i, :], axis=-1)
+    return kinetic + potential
+
+
+def position_error(positions: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Largest distance between matching bodies at each time: (..., T, 3, 2) -> (..., T)."""
+    return np.max(np.linalg.norm(positions - reference, axis=-1), axis=-1)
+
+
+def _derivative(y: np.ndarray, out: np.ndarray) -> None:
+    """Write d/dt of the reduced state y (8, m) into out (8, m)."""
+    d = (_PAIR @ y[:4]).reshape(3, 2, -1)
+    r2 = np.einsum("ijk,ijk->ik", d, d)
+    inv_r3 = 1.0 / (r2 * np.sqrt(r2))  # 6x faster than r2 ** -1.5
+    np.matmul(_ACCEL, (d * inv_r3[:, None]).reshape(6, -1), out=out[4:])
+    out[:4] = y[4:]
+
+
+def _reduced_energy(y: np.ndarray) -> np.ndarray:
+    """Energy of the reduced state (8, m), using x3 = -x1 - x2 and v3 = -v1 - v2."""
+    d = (_PAIR @ y[:4]).reshape(3, 2, -1)
+    v1, v2 = y[4:6], y[6:8]
+    kinetic = 0.5 * np.sum(v1**2 + v2**2 + (v1 + v2) ** 2, axis=0)
+    return kinetic - np.sum(1.0 / np.sqrt(np.einsum("ijk,ijk->ik", d, d)), axis=0)
+
+
+def _stage_state(y: np.ndarray, h: np.ndarray, k: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """y + h * sum_j weights[j] k[j] for stacked stages k (s, 8, m) and per-simulation h."""
+    s = len(weights)
+    dy = (weights @ k[:s].reshape(s, -1)).reshape(y.shape)
+    dy *= h
+    dy += y
+    return dy
+
+
+def _dense_positions(k: np.ndarray, y_old: np.ndarray, y_new: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Coefficients (7, 4, m) of DOP853's 7th-order interpolant for the position rows.
+
+    k holds the 13 stages of the step in rows 0..12; rows 13..15 are filled here.
+    """
+    for s in range(_N_STAGES + 1, _N_STAGES_EXTENDED):
+        _derivative(_stage_state(y_old, h, k, _A[s, :s]), k[s])
+    delta = y_new[:4] - y_old[:4]
+    f_old, f_new = k[0, :4], k[_N_STAGES, :4]
+    coeffs = np.empty((7, 4, y_old.shape[1]))
+    coeffs[0] = delta
+    coeffs[1] = h * f_old - delta
+    coeffs[2] = 2.0 * delta - h * (f_new + f_old)
+    coeffs[3:] = (_D @ k[:, :4].reshape(_N_STAGES_EXTENDED, -1)).reshape(4, 4, -1) * h
+    return coeffs
+
+
+def _interpolate(coeffs: np.ndarray, y_old: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Evaluate the interpolant at step fractions x (m,), in scipy's nested form."""
+    out = np.zeros(coeffs.shape[1:])
+    for i, c in enumerate(coeffs[::-1]):
+        out += c
+        out *= x if i % 2 == 0 else 1.0 - x
+    return out + y_old[:4]
+
+
+def _with_body_3(reduced: np.ndarray) -> np.ndarray:
+    """(..., 2, 2) positions of bodies 1 and 2 -> (..., 3, 2) with x3 = -x1 - x2."""
+    return np.concatenate([reduced, -reduced[..., :1, :] - reduced[..., 1:, :]], axis=-2)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """Thresholds that mark a simulation as failed."""
+
+    max_steps: int
+    min_step: float
+    max_energy_error: float
+
+
+def _integrate(
+    x2: np.ndarray,
+    rtol: np.ndarray,
+    atol: np.ndarray,
+    times: np.ndarray,
+    out: np.ndarray,
+    partner: np.ndarray,
+    limits: _Limits,
+    progress: ProgressCallback | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integrate every row of x2 with its own tolerances, writing positions of x1, x2 into out.
+
+    out is (N, T, 2, 2) with row 0 already set. A failing simulation also stops
+    partner[i] (its twin at the other tolerance), which can then no longer converge.
+    Returns per-simulation status, max relative energy error and accepted steps.
+    """
+    n, n_times = len(x2), len(times)
+    t_end = times[-1]
+    status = np.full(n, Status.CONVERGED, dtype=np.uint8)
+    energy_error = np.full(n, np.nan)
+    steps = np.zeros(n, dtype=np.int64)
+
+    y = np.zeros((8, n))
+    y[0], y[1] = X1
+    y[2:4] = x2.T
+    f = np.empty_like(y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        _derivative(y, f)
+        e0 = _reduced_energy(y)
+    singular = ~(np.isfinite(f).all(axis=0) & np.isfinite(e0))
+    status[singular] = Status.SINGULAR_START
+
+    # Per active simulation: global index, time, next step size, next grid index, ...
+    idx = np.flatnonzero(~singular)
+    y, f, e0, rtol, atol = y[:, idx], f[:, idx], e0[idx], rtol[idx], atol[idx]
+    t = np.zeros(len(idx))
+    # A thousandth of the tightest pair's free-fall time; the controller adapts from there.
+    h = 1e-3 * np.min(np.sum((_PAIR @ y[:4]).reshape(3, 2, -1) ** 2, axis=1), axis=0) ** 0.75
+    next_k = np.ones(len(idx), dtype=np.int64)
+    attempts = np.zeros(len(idx), dtype=np.int64)
+    accepted_steps = np.zeros(len(idx), dtype=np.int64)
+    max_de = np.zeros(len(idx))
+    rejected_before = np.zeros(len(idx), dtype=bool)
+    settled = n_times * int(singular.sum())
+    stages = np.empty(_N_STAGES_EXTENDED * 8 * len(idx))
+    iteration = 0
+
+    while len(idx):
+        m = len(idx)
+        k = stages[: _N_STAGES_EXTENDED * 8 * m].reshape(_N_STAGES_EXTENDED, 8, m)
+        last = t + h >= t_end
+        h_step = np.where(last, t_end - t, h)
+        t_new = np.where(last, t_end, t + h_step)
+
+        k[0] = f
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for s in range(1, _N_STAGES):
+                _derivative(_stage_state(y, h_step, k, _A[s, :s]), k[s])
+            y_new = _stage_state(y, h_step, k, _B)
+            _derivative(y_new, k[_N_STAGES])
+            scale = atol + rtol * np.maximum(np.abs(y), np.abs(y_new))
+            err = (_ERR @ k[: _N_STAGES + 1].reshape(_N_STAGES + 1, -1)).reshape(2, 8, m) / scale
+            err5, err3 = np.einsum("ijk,ijk->ik", err, err)
+            denom = err5 + 0.01 * err3
+            err_norm = np.where(denom > 0, h_step * err5 / np.sqrt(8.0 * denom), 0.0)
+            err_norm[~np.isfinite(err_norm)] = np.inf
+            factor = _SAFETY * err_norm**_ERROR_EXPONENT
+        accept = (err_norm < 1.0) & np.isfinite(y_new).all(axis=0)
+        factor = np.where(
+            accept,
+            np.minimum(np.where(rejected_before, 1.0, _MAX_FACTOR), factor),
+            np.fmax(_MIN_FACTOR, factor),
+        )
+
+        dense = np.flatnonzero(accept & (times[next_k] <= t_new))
+        if len(dense):
+            coeffs = _dense_positions(k[:, :, dense], y[:, dense], y_new[:, dense], h_step[dense])
+            first = next_k[dense]
+            count = np.searchsorted(times, t_new[dense], side="right") - first
+            owner = np.repeat(np.arange(len(dense)), count)
+            grid_k = first[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)
+            x = (times[grid_k] - t[dense][owner]) / h_step[dense][owner]
+            values = _interpolate(coeffs[:, :, owner], y[:, dense][:, owner], x)
+            out[idx[dense][owner], grid_k] = values.T.reshape(-1, 2, 2)
+            next_k[dense] += count
+
+        np.copyto(y, y_new, where=accept)
+        np.copyto(f, k[_N_STAGES], where=accept)
+        t = np.where(accept, t_new, t)
+        h = h_step * factor
+        rejected_before = ~accept
+        attempts += 1
+        accepted_steps += accept
+        with np.errstate(divide="ignore", invalid="ignore"):
+            max_de = np.maximum(max_de, np.abs(_reduced_energy(y) - e0) / np.abs(e0))
+
+        finished = accept & last
+        fail = np.zeros(m, dtype=np.uint8)
+        fail[~finished & (h < limits.min_step)] = Status.STEP_TOO_SMALL
+        fail[~finished & (attempts >= limits.max_steps)] = Status.TOO_MANY_STEPS
+        fail[~(max_de <= limits.max_energy_error)] = Status.ENERGY_DRIFT
+        failed = fail != Status.CONVERGED
+        done = finished | failed
+        if failed.any():
+            status[idx[failed]] = fail[failed]
+            orphaned = np.isin(idx, partner[idx[failed]]) & ~done
+            status[idx[orphaned]] = status[partner[idx[orphaned]]]
+            done |= orphaned
+        if done.any():
+            gone = idx[done]
+            energy_error[gone] = max_de[done]
+            steps[gone] = accepted_steps[done]
+            settled += n_times * len(gone)
+            keep = ~done
+            idx, y, f, e0, t, h = idx[keep], y[:, keep], f[:, keep], e0[keep], t[keep], h[keep]
+            rtol, atol, next_k, attempts = rtol[keep], atol[keep], next_k[keep], attempts[keep]
+            accepted_steps, max_de = accepted_steps[keep], max_de[keep]
+            rejected_before = rejected_before[keep]
+
+        iteration += 1
+        if progress is not None and iteration % _PROGRESS_EVERY == 0:
+            progress(settled + int(next_k.sum()), n * n_times)
+
+    return status, energy_error, steps
+
+
+def simulate(
+    x2: np.ndarray,
+    t_max: float = T_MAX_DEFAULT,
+    rtol: float = DEFAULT_RTOL,
+    progress: ProgressCallback | None = None,
+    *,
+    atol: float | None = None,
+    check_rtol_factor: float = DEFAULT_CHECK_RTOL_FACTOR,
+    max_divergence: float = DEFAULT_MAX_DIVERGENCE,
+    max_steps: int | None = None,
+    min_step: float = DEFAULT_MIN_STEP,
+    max_energy_error: float = DEFAULT_MAX_ENERGY_ERROR,
+) -> SimulationResult:
+    """Integrate all initial conditions x2 (n, 2) together.
+
+    Each initial condition runs twice in one batch: at (rtol, atol), which gives
+    the returned trajectory, and at tolerances `check_rtol_factor` times looser.
+    A simulation is converged only if both runs finish and the median over time
+    of their largest body-position difference is at most `max_divergence`.
+    Either run fails when its step size drops below `min_step`, it attempts more
+    than `max_steps` steps (default 2000 per unit of time) or its relative energy
+    error exceeds `max_energy_error`. Failed simulations come back as NaN.
+    `progress(done, total)` counts output points (run x grid time) settled so far.
+    """
+    x2 = np.asarray(x2, dtype=float)
+    validate_x2(x2)
+    times = time_grid(t_max)
+    atol = rtol if atol is None else atol
+    if max_steps is None:
+        max_steps = math.ceil(MAX_STEPS_PER_TIME_UNIT * times[-1])
+    n, n_times = len(x2), len(times)
+
+    # Rows 0..n-1 are the returned runs, rows n..2n-1 their looser checks.
+    reduced = np.full((2 * n, n_times, 2, 2), np.nan)
+    reduced[:, 0, 0] = X1
+    reduced[:, 0, 1] = np.concatenate([x2, x2])
+    looseness = np.repeat([1.0, check_rtol_factor], n)
+    partner = np.concatenate([np.arange(n, 2 * n), np.arange(n)])
+    status, energy_error, steps = _integrate(
+        np.concatenate([x2, x2]),
+        rtol * looseness,
+        atol * looseness,
+        times,
+        reduced,
+        partner,
+        _Limits(max_steps, min_step, max_energy_error),
+        progress,
+    )
+
+    divergence = np.empty(n)
+    for start in range(0, n, 1024):  # chunks bound the temporaries of the comparison
+        stop = min(start + 1024, n)
+        gap = position_error(_with_body_3(reduced[start:stop]), _with_body_3(reduced[n + start : n + stop]))
+        divergence[start:stop] = np.median(gap, axis=1)
+    status = np.where(status[:n] != Status.CONVERGED, status[:n], status[n:])
+    status[(status == Status.CONVERGED) & ~(divergence <= max_divergence)] = Status.DIVERGED
+    converged = status == Status.CONVERGED
+
+    positions = _with_body_3(reduced[:n])
+    del reduced
+    positions[~converged] = np.nan
+    if progress is not None:
+        progress(2 * n * n_times, 2 * n * n_times)
+    return SimulationResult(
+        times, positions, converged, energy_error[:n], steps[:n], status, divergence
+    )
+
+
+def _full_derivative(_t: float, y: np.ndarray) -> np.ndarray:
+    """Right-hand side of the unreduced 12-dimensional system, for scipy."""
+    x = y[:6].reshape(3, 2)
+    d = x[None, :, :] - x[:, None, :]  # d[i, j] = x_j - x_i
+    r2 = np.einsum("ijk,ijk->ij", d, d)
+    np.fill_diagonal(r2, np.inf)
+    accel = np.einsum("ijk,ij->ik", d, r2**-1.5)
+    return np.concatenate([y[6:], accel.ravel()])
+
+
+def reference_solution(
+    x2_row: np.ndarray, t_max: float, rtol: float = 1e-12, atol: float = 1e-12
+) -> np.ndarray:
+    """Positions (T, 3, 2) from one scipy DOP853 run of the full system; NaN where it stopped."""
+    x2_row = np.asarray(x2_row, dtype=float).reshape(1, 2)
+    validate_x2(x2_row)
+    times = time_grid(t_max)
+    x0 = np.stack([X1, x2_row[0], -X1 - x2_row[0]])
+    y0 = np.concatenate([x0.ravel(), np.zeros(6)])
+    solution = solve_ivp(
+        _full_derivative,
+        (0.0, times[-1]),
+        y0,
+        method="DOP853",
+        t_eval=times,
+        rtol=rtol,
+        atol=atol,
+    )
+    positions = np.full((len(times), 3, 2), np.nan)
+    reached = solution.y.shape[1]
+    positions[:reached] = solution.y[:6].T.reshape(reached, 3, 2)
+    return positions

@@ -7,6 +7,7 @@ object store of its own on this machine; then the predictor image serves the pub
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import re
@@ -207,6 +208,27 @@ def built_images(tmp_path_factory) -> dict[str, str]:
     return {"engine": engine, "code_version": code_version}
 
 
+@contextlib.contextmanager
+def _without_auto_remove():
+    """kfp's DockerRunner starts containers with auto_remove=True and then inspects them. A
+    component that exits before that inspection is already gone, and podman's Docker API
+    answers 500 (Docker answers 404, which kfp handles). Keep the containers; remove them after."""
+    from docker.models.containers import ContainerCollection
+
+    started: list[str] = []
+    original = ContainerCollection.run
+
+    def run(self, *args, **kwargs):
+        kwargs["auto_remove"] = False
+        container = original(self, *args, **kwargs)
+        started.append(container.id)
+        return container
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ContainerCollection, "run", run)
+        yield started
+
+
 @pytest.fixture(scope="module")
 def docker_api(built_images, tmp_path_factory):
     """A Docker API for kfp's DockerRunner: the docker daemon, or podman's compatible service."""
@@ -238,7 +260,13 @@ def docker_api(built_images, tmp_path_factory):
                     raise RuntimeError(f"podman system service did not answer:\n{(folder / 'service.log').read_text()}")
                 time.sleep(0.3)
         os.environ["DOCKER_HOST"] = socket_url  # kfp's DockerRunner calls docker.from_env()
-        yield client
+        with _without_auto_remove() as started_containers:
+            yield client
+        for container_id in started_containers:
+            try:
+                client.containers.get(container_id).remove(force=True)
+            except docker.errors.APIError:
+                pass
     finally:
         if previous is None:
             os.environ.pop("DOCKER_HOST", None)

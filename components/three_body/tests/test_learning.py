@@ -48,8 +48,9 @@ def test_energy_error_grows_for_a_wrong_trajectory(rows):
     positions = np.stack([rows.targets[first][:, :2], rows.targets[first][:, 2:],
                           -rows.targets[first][:, :2] - rows.targets[first][:, 2:]], axis=1)
     times = rows.inputs[first][:, 0]
-    assert relative_energy_error(times, positions).max() < 1e-2
-    assert relative_energy_error(times, positions * 1.2).max() > 0.1
+    # Finite differences are rough through a close encounter, so compare typical values.
+    assert np.median(relative_energy_error(times, positions)) < 1e-3
+    assert np.median(relative_energy_error(times, positions * 1.2)) > 0.1
 
 
 def test_network_exports_all_three_bodies(rows, tmp_path):

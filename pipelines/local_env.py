@@ -13,11 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
+from components.serving.client import is_live
 from components.store.local_store import start_local_store, wait_until_ready
-from components.store.object_store import ACCESS_KEY_VAR, ENDPOINT_VAR, SECRET_KEY_VAR, ObjectStore, StoreConfig
+from components.store.object_store import ACCESS_KEY_VAR, SECRET_KEY_VAR, StoreConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path(os.environ.get("LOCAL_STATE_DIR", PROJECT_ROOT / ".local"))
@@ -70,18 +70,10 @@ def ensure_store(state_dir: Path = STATE_DIR) -> StoreConfig:
     return config
 
 
-def _live(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/v2/health/live", timeout=1.0) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def ensure_model_server(state_dir: Path = STATE_DIR, url: str | None = None) -> str:
     """Start the KServe model server in the background unless one already answers."""
     url = url or model_server_url()
-    if _live(url):
+    if is_live(url):
         return url
     ensure_store(state_dir)
     port = url.rsplit(":", 1)[1]
@@ -95,7 +87,7 @@ def ensure_model_server(state_dir: Path = STATE_DIR, url: str | None = None) -> 
         )
     _write_pid("model-server", process, state_dir)
     deadline = time.monotonic() + 120
-    while not _live(url):
+    while not is_live(url):
         if process.poll() is not None:
             raise RuntimeError(f"model server exited; see {state_dir / 'logs' / 'model-server.log'}")
         if time.monotonic() > deadline:
@@ -120,10 +112,3 @@ def stop(state_dir: Path = STATE_DIR) -> list[str]:
         pid_file.unlink()
         stopped.append(pid_file.stem)
     return stopped
-
-
-def store() -> ObjectStore:
-    return ObjectStore(ensure_store())
-
-
-__all__ = ["ENDPOINT_VAR", "ensure_model_server", "ensure_store", "load_credentials", "model_server_url", "stop"]

@@ -8,6 +8,15 @@ import urllib.request
 from typing import Any
 
 
+def is_live(server_url: str) -> bool:
+    """True when a KServe server answers its V2 liveness endpoint."""
+    try:
+        with urllib.request.urlopen(f"{server_url}/v2/health/live", timeout=1.0) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def post_json(url: str, body: Any, timeout: float = 30.0) -> tuple[int, dict[str, Any]]:
     """POST JSON and return (status, decoded body) for any HTTP status."""
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",

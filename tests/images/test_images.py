@@ -16,12 +16,12 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from components.images import DEFAULT_REGISTRY, DEFAULT_TAG, image
+from components.serving.client import is_live
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
@@ -305,14 +305,6 @@ def _small_params() -> dict:
     return {name: value for name, value in wanted.items() if name in known}
 
 
-def _live(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/v2/health/live", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @needs_images
 def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
     built_images, docker_api, own_store, tmp_path,
@@ -371,7 +363,7 @@ def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 180
-        while not _live(url):
+        while not is_live(url):
             server.reload()
             assert server.status in ("created", "running") and time.monotonic() < deadline, \
                 server.logs().decode()[-3000:]

@@ -428,9 +428,7 @@ def simulate(
     positions[~converged] = np.nan
     if progress is not None:
         progress(2 * n * n_times, 2 * n * n_times)
-    return SimulationResult(
-        times, positions, converged, energy_error[:n], steps[:n], status, divergence
-    )
+    return SimulationResult(times, positions, converged, energy_error[:n], steps[:n], status, divergence)
 
 
 def _full_derivative(_t: float, y: np.ndarray) -> np.ndarray:
@@ -443,9 +441,7 @@ def _full_derivative(_t: float, y: np.ndarray) -> np.ndarray:
     return np.concatenate([y[6:], accel.ravel()])
 
 
-def reference_solution(
-    x2_row: np.ndarray, t_max: float, rtol: float = 1e-12, atol: float = 1e-12
-) -> np.ndarray:
+def reference_solution(x2_row: np.ndarray, t_max: float, rtol: float = 1e-12, atol: float = 1e-12) -> np.ndarray:
     """Positions (T, 3, 2) from one scipy DOP853 run of the full system; NaN where it stopped."""
     x2_row = np.asarray(x2_row, dtype=float).reshape(1, 2)
     validate_x2(x2_row)

@@ -1,1 +1,1 @@
-"""Three-body problem simulator (Breen et al. 2020 setup)."""
+"""The three-body problem of Breen et al. (2020): simulator, rows, network and evaluation."""

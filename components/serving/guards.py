@@ -1,0 +1,249 @@
+"""What stands between the network and the models: request limits and 4xx answers for bad input.
+
+KServe builds one FastAPI app, `kserve.model_server.app`, and `RESTServer.create_application`
+adds its routes, middleware and exception handlers to it when the server starts. `install`
+adds ours to the same object beforehand (see `build_server`):
+
+- `RequestGuard`, an ASGI middleware that runs before any route reads the body:
+  - a body over `max_body_bytes` gets a 413 naming the limit, from its Content-Length alone,
+    or, for a chunked body, as soon as the bytes read pass the limit: nothing is parsed;
+  - a prediction request must say it is JSON (`Content-Type: application/json`, or what KServe
+    also reads as JSON: `application/*+json`, `application/octet-stream` for V2's binary
+    extension); a missing or other type gets a 415 (KServe would otherwise guess);
+  - `/v2/models/<m>/versions/<v>/...` is served when <v> is the version being served, and a
+    404 naming the served version otherwise (KServe answers every versioned path with a 501).
+- exception handlers giving FastAPI's own errors (schema errors, JSON it could not parse,
+  unknown path, wrong method) the same `{"error": message}` shape and a clear message;
+- `GuardedDataPlane` (mixed into the server's data plane): KServe's decoding of CloudEvents
+  and of the V2 binary extension raises KeyError, TypeError, AttributeError... on malformed
+  input, which became 500s; they become 400s naming the decoding step. Decoding is orjson,
+  json, struct and numpy.frombuffer: nothing unpickles or evaluates request bytes.
+- `GuardedRepositoryExtension`: loading an unknown model is a 404, not a 503.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cloudevents.http import CloudEvent
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kserve.errors import InvalidInput, ModelNotFound
+from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+_PREDICT_PATH = re.compile(r"^/v1/models/[^/]+:(predict|explain)$|^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
+_VERSIONED_PATH = re.compile(r"^/v2/models/(?P<model>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/.*)?$")
+_JSON_TYPES = ("application/json", "application/octet-stream")
+
+
+class ClientError(Exception):
+    """A request the server refuses, with the HTTP status and message the client gets."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RequestGuard:
+    """ASGI middleware: body size limit, JSON content type on predictions, versioned V2 paths."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, served_version: Any = None) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.served_version = served_version  # model name -> served version or None (or no lookup)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length, content_type, chunked = None, None, False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif name == b"content-type":
+                content_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+            elif name == b"transfer-encoding":
+                chunked = True
+        if length is not None and length > self.max_body_bytes:
+            await _reply(scope, send, 413, self._too_large(f"{length} bytes"))
+            return
+        if length == -1:
+            await _reply(scope, send, 400, "the Content-Length header is not a number")
+            return
+        path = scope["path"]
+        if _PREDICT_PATH.match(path):
+            if scope["method"] != "POST":  # not a GET of model "sum:predict", which is what routing would say
+                await _reply(scope, send, 405, f"method {scope['method']} is not allowed on {path}; use POST",
+                             {"allow": "POST"})
+                return
+            problem = _content_type_problem(content_type)
+            if problem:
+                await _reply(scope, send, 415, problem)
+                return
+        if chunked:
+            receive = await self._read_chunked(scope, receive, send)
+            if receive is None:
+                return
+        versioned = _VERSIONED_PATH.match(path)
+        if versioned and self.served_version is not None:
+            scope = await self._unversion(scope, send, versioned)
+            if scope is None:
+                return
+        await self.app(scope, receive, send)
+
+    def _too_large(self, size: str) -> str:
+        return (f"request body of {size} is over the limit of {self.max_body_bytes} bytes "
+                f"(the server's --max-body-bytes); send fewer rows per request")
+
+    async def _read_chunked(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Read a body of unknown length up to the limit, then hand it on; None when refused."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _reply(scope, send, 413, self._too_large(f"more than {self.max_body_bytes} bytes"))
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay
+
+    async def _unversion(self, scope: Scope, send: Send, match: re.Match) -> Scope | None:
+        model, version, rest = match["model"], match["version"], match["rest"] or ""
+        served = self.served_version(model)
+        if served is not None and served != version:
+            await _reply(scope, send, 404, f"model {model} version {version} is not served: "
+                                    f"the server serves version {served}")
+            return None
+        path = f"/v2/models/{model}{rest}"  # unknown models fall through to KServe's 404
+        return {**scope, "path": path, "raw_path": path.encode()}
+
+
+def _content_type_problem(content_type: str | None) -> str | None:
+    if content_type is None:
+        return "the request has no Content-Type: send the JSON body with Content-Type: application/json"
+    if content_type in _JSON_TYPES or (content_type.startswith("application/") and content_type.endswith("+json")):
+        return None
+    return f"Content-Type {content_type} is not supported: send the JSON body with Content-Type: application/json"
+
+
+async def _reply(scope: Scope, send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    if status == 413:  # the unread body makes the connection unusable for another request
+        headers = {**(headers or {}), "connection": "close"}
+    await JSONResponse({"error": message}, status_code=status, headers=headers)(scope, _no_receive, send)
+
+
+async def _no_receive() -> dict[str, Any]:  # pragma: no cover - a JSONResponse never reads the request
+    return {"type": "http.disconnect"}
+
+
+class GuardedDataPlane(DataPlane):
+    """Mixed in before the server's data plane: malformed bodies are 400s, never 500s."""
+
+    def decode(self, body: Any, headers: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().decode(body, headers, *args, **kwargs)
+        except InvalidInput as error:
+            hint = _non_json_number(body, str(error))
+            if hint:
+                raise InvalidInput(f"{error}: {hint}") from None
+            raise
+        except Exception as error:  # decoding only reads what the client sent: its failure is a bad request
+            raise InvalidInput(f"the request body could not be decoded: {type(error).__name__}: "
+                               f"{str(error)[:200]}") from error
+
+    def decode_cloudevent(self, body: Any) -> Any:
+        # KServe calls .decode() on a binary CloudEvent's data even when the CloudEvents library
+        # has already parsed it (it does when a ce-contenttype header is present).
+        if isinstance(body, CloudEvent) and not isinstance(body.get_data(), (bytes, bytearray, str)):
+            return body.get_data(), body._get_attributes()
+        return super().decode_cloudevent(body)
+
+    async def explain(self, model_name: str, *args: Any, **kwargs: Any) -> Any:
+        raise ClientError(404, f"model {model_name} has no explainer: ask /v1/models/{model_name}:predict")
+
+
+def _non_json_number(body: Any, message: str) -> str | None:
+    """Name NaN/Infinity when that is where the JSON parser stopped (Python writes them; JSON has none)."""
+    at = re.search(r"\(char (\d+)\)$", message)
+    if not at or not isinstance(body, (bytes, bytearray)):
+        return None
+    token = bytes(body[int(at[1]):int(at[1]) + 9]).lower()
+    for word, name in ((b"nan", "NaN"), (b"infinity", "Infinity")):
+        if token.startswith(word):
+            return f"{name} is not a JSON number: send only finite numbers"
+    return None
+
+
+class GuardedRepositoryExtension(ModelRepositoryExtension):
+    async def load(self, model_name: str) -> None:
+        if self._model_registry.get_model(model_name) is None:
+            raise ModelNotFound(model_name)
+        await super().load(model_name)
+
+
+async def _client_error(_: Request, error: ClientError) -> JSONResponse:
+    return JSONResponse({"error": error.message}, status_code=error.status)
+
+
+async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's schema errors for a V2 body, as one 400 message (without echoing the input)."""
+    problems = []
+    for item in error.errors():
+        loc = [str(part) for part in item.get("loc", ())]
+        if len(loc) >= 2 and loc[1] == "bytes":  # the body may also be raw bytes: not a problem of its own
+            continue
+        where = ".".join(part for part in loc[1:] if part != "InferenceRequest") or "body"
+        detail = item.get("ctx", {}).get("error") if item.get("type") == "json_invalid" else None
+        problems.append(f"{where}: {item.get('msg', 'invalid')}" + (f" ({detail})" if detail else ""))
+    message = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    return JSONResponse({"error": f"invalid request: {message or 'the body does not match the schema'}"},
+                        status_code=400)
+
+
+async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+    """FastAPI's and Starlette's own 4xx (unknown path, wrong method, unparseable body), as {"error": ...}."""
+    message = str(error.detail)
+    if error.status_code == 404:
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    elif error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow", "")
+        message = f"method {request.method} is not allowed on {request.url.path}" + (
+            f"; use {allowed}" if allowed else "")
+    elif error.__cause__ is not None:
+        message = f"{message}: {type(error.__cause__).__name__}: {str(error.__cause__)[:200]}"
+    return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
+
+
+def install(app: FastAPI, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, served_version: Any = None) -> None:
+    """Add the guard middleware and exception handlers to KServe's app, before the server starts."""
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not RequestGuard]
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, served_version=served_version)
+    app.add_exception_handler(ClientError, _client_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

@@ -1,0 +1,154 @@
+"""A small HTTP/1.1 load generator for the local model server: keep-alive connections on asyncio.
+
+Used by the load tests and the benchmark. It is deliberately cheap per request (pre-encoded
+requests, a minimal response reader) so that on a small machine the server, not the client,
+is what gets measured. It only talks to this machine's loopback interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+# (client index, request index) -> (path, JSON body)
+RequestMaker = Callable[[int, int], tuple[str, bytes]]
+# (client index, status, body, seconds) -> an error message, or None when the answer is right
+ResponseCheck = Callable[[int, int, bytes, float], "str | None"]
+
+
+@dataclass
+class LoadResult:
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        return float(np.percentile(np.asarray(self.latencies), q) * 1000) if self.latencies else float("nan")
+
+    def summary(self) -> str:
+        return (f"{self.requests} requests, {self.errors} errors in {self.seconds:.1f} s: "
+                f"{self.throughput:.0f} req/s, p50 {self.percentile_ms(50):.1f} ms, "
+                f"p99 {self.percentile_ms(99):.1f} ms, statuses {dict(self.statuses)}")
+
+
+class _Connection:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), timeout)
+        self.writer.write(head + body)  # no retry: a dropped connection is an error, not something to hide
+        return await asyncio.wait_for(self._response(), timeout)
+
+    async def _response(self) -> tuple[int, bytes]:
+        assert self.reader is not None
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = None
+        close = False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        if length is None:
+            raise ConnectionError(f"response without Content-Length (status {status})")
+        body = await self.reader.readexactly(length)
+        if close:
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def _run(host: str, port: int, make: RequestMaker, check: ResponseCheck | None, clients: int,
+               total: int | None, seconds: float | None, timeout: float) -> LoadResult:
+    result = LoadResult()
+    issued = 0
+    deadline = time.monotonic() + seconds if seconds else None
+
+    def take() -> int | None:
+        nonlocal issued
+        if total is not None and issued >= total:
+            return None
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        issued += 1
+        return issued - 1
+
+    async def client(index: int) -> None:
+        connection = _Connection(host, port)
+        try:
+            while (n := take()) is not None:
+                path, body = make(index, n)
+                started = time.perf_counter()
+                try:
+                    status, answer = await connection.request(path, body, timeout)
+                except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as error:
+                    connection.close()
+                    result.requests += 1
+                    result.errors += 1
+                    result.statuses["no answer"] += 1
+                    if len(result.error_samples) < 10:
+                        result.error_samples.append(f"{type(error).__name__}: {error}")
+                    continue
+                elapsed = time.perf_counter() - started
+                result.requests += 1
+                result.latencies.append(elapsed)
+                result.statuses[status] += 1
+                problem = check(index, status, answer, elapsed) if check else (
+                    None if status == 200 else f"HTTP {status}: {answer[:200]!r}")
+                if problem:
+                    result.errors += 1
+                    if len(result.error_samples) < 10:
+                        result.error_samples.append(problem)
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_load(url: str, make: RequestMaker, clients: int = 32, total: int | None = None,
+             seconds: float | None = None, check: ResponseCheck | None = None,
+             timeout: float = 30.0) -> LoadResult:
+    """Send requests from `clients` keep-alive connections until `total` are sent or `seconds` pass."""
+    if total is None and seconds is None:
+        raise ValueError("bound the load: give total, seconds or both")
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if scheme != "http" or host not in LOOPBACK:
+        raise ValueError(f"the load generator only targets this machine over http, not {url}")
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop comes with kserve's uvicorn[standard]
+        runner = asyncio.run
+    return runner(_run(host, int(port), make, check, clients, total, seconds, timeout))

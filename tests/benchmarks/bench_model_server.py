@@ -1,0 +1,294 @@
+"""Model server benchmark: the project's server vs a bare KServe server vs the in-process floor.
+
+Run by `make bench` (not by pytest). It starts its own object store and servers on free ports
+of this machine, deploys a small sum model, and measures, one server at a time and at the same
+uvicorn worker count (1):
+
+  (a) project   `python -m components.serving`: input checks, envelope flags, metrics and
+                request logging to the store, all on;
+  (b) bare      a `kserve.ModelServer` whose `kserve.Model` only adds the two numbers with
+                numpy: the cost of KServe itself;
+  (c) floor     the loaded SavedModel predictor called in-process, one call after another.
+
+for single-row and batched requests at 32 concurrent keep-alive clients, and prints a table
+(and writes JSON with --json PATH). The target: (a) reaches at least 80 % of (b)'s throughput.
+
+    .venv/bin/python tests/benchmarks/bench_model_server.py [--seconds 20] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+TARGET = 0.80
+
+
+# ---------------------------------------------------------------- (b) the bare KServe server
+
+def serve_bare(port: int) -> None:
+    """A kserve.Model that adds the two numbers with numpy, answering V1 and V2 like the project's."""
+    import uuid
+
+    from kserve import Model, ModelServer
+    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+    class NumpySum(Model):
+        def __init__(self) -> None:
+            super().__init__("sum")
+            self.ready = True
+
+        async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+            if isinstance(payload, InferRequest):
+                tensor = payload.inputs[0]
+                rows = np.asarray(tensor.data, dtype=np.float64).reshape(tensor.shape)
+                total = rows.sum(axis=1)
+                return InferResponse(response_id=payload.id or str(uuid.uuid4()), model_name=self.name,
+                                     infer_outputs=[InferOutput("sum", list(total.shape), "FP64", total.tolist())])
+            return {"predictions": np.asarray(payload["instances"], dtype=np.float64).sum(axis=1).tolist()}
+
+    ModelServer(http_port=port, enable_grpc=False, workers=1).start([NumpySum()])
+
+
+# ---------------------------------------------------------------- services
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def store_port() -> int:
+    """weed mini uses port, port+10..13 and each of those +10000 for gRPC."""
+    for base in range(26000, 30000, 50):
+        ports = [base, *range(base + 10, base + 14)]
+        if all(_free(p) and _free(p + 10000) for p in ports):
+            return base
+    raise RuntimeError("no free port block for the benchmark's object store")
+
+
+def wait_live(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/live", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server at {url} did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+
+
+def start_server(command: list[str], url: str, log: Path, env: dict[str, str]) -> subprocess.Popen:
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    wait_live(url, process, log)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def train_sum_model(path: Path) -> Path:
+    from components.saved_model import export
+    from components.sum.data import SumDataSpec, generate
+    from components.sum.model import SumTrainingConfig, train
+
+    inputs, targets = generate(SumDataSpec(size=2000, seed=0))
+    export(train(inputs, targets, SumTrainingConfig(epochs=2, learning_rate=3e-3, seed=0)), path)
+    return path
+
+
+# ---------------------------------------------------------------- measuring
+
+def bodies(protocol: str, rows: int, count: int = 64, seed: int = 0) -> list[tuple[str, bytes]]:
+    rng = np.random.default_rng(seed)
+    made = []
+    for _ in range(count):
+        pairs = np.round(rng.uniform(0, 10_000, size=(rows, 2)), 3)
+        if protocol == "v1":
+            made.append(("/v1/models/sum:predict", json.dumps({"instances": pairs.tolist()}).encode()))
+        else:
+            made.append(("/v2/models/sum/infer", json.dumps({"inputs": [
+                {"name": "pairs", "shape": [rows, 2], "datatype": "FP64", "data": pairs.reshape(-1).tolist()}]}).encode()))
+    return made
+
+
+def measure_servers(urls: dict[str, str], protocol: str, rows: int, clients: int, seconds: float,
+                    rounds: int, warmup: float, settle: float) -> dict[str, dict[str, Any]]:
+    """Alternate the servers in `rounds` rounds (ABAB...) so that load from other processes on
+    the machine falls on both alike; pool each server's requests and latencies over its rounds.
+    After each round the project's server gets `settle` seconds to finish its background work
+    (the traffic log's flush) before the other one is measured."""
+    from components.serving.loadgen import LoadResult, run_load
+
+    pool = bodies(protocol, rows)
+    make = lambda client, n: pool[n % len(pool)]  # noqa: E731
+    pooled = {name: LoadResult() for name in urls}
+    for name, url in urls.items():
+        run_load(url, make, clients=clients, seconds=warmup)
+        time.sleep(settle if name == "project" else 0)
+    for _ in range(rounds):
+        for name, url in urls.items():
+            result = run_load(url, make, clients=clients, seconds=seconds / rounds)
+            total = pooled[name]
+            total.requests += result.requests
+            total.errors += result.errors
+            total.seconds += result.seconds
+            total.latencies += result.latencies
+            total.error_samples += result.error_samples[:3]
+            time.sleep(settle if name == "project" else 0)
+    return {name: {"requests": r.requests, "errors": r.errors, "seconds": round(r.seconds, 2),
+                   "throughput_rps": round(r.throughput, 1), "rows_per_s": round(r.throughput * rows, 1),
+                   "p50_ms": round(r.percentile_ms(50), 2), "p99_ms": round(r.percentile_ms(99), 2),
+                   "error_samples": r.error_samples[:5]} for name, r in pooled.items()}
+
+
+def measure_floor(model_dir: Path, rows: int, seconds: float) -> dict[str, Any]:
+    """The in-process predictor, called back to back: what no server can beat on one core."""
+    from components.sum.model import load_predictor
+
+    predict = load_predictor(model_dir)
+    batch = np.random.default_rng(0).uniform(0, 10_000, size=(rows, 2))
+    for _ in range(20):
+        predict(batch)
+    latencies = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        t = time.perf_counter()
+        predict(batch)
+        latencies.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    lat = np.asarray(latencies)
+    return {"requests": len(lat), "errors": 0, "seconds": round(elapsed, 2),
+            "throughput_rps": round(len(lat) / elapsed, 1), "rows_per_s": round(len(lat) * rows / elapsed, 1),
+            "p50_ms": round(float(np.percentile(lat, 50)) * 1000, 3),
+            "p99_ms": round(float(np.percentile(lat, 99)) * 1000, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured time per configuration and server")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds the seconds are split into")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--settle", type=float, default=2.5, help="pause after each round (traffic log flush)")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rows", default="1,100", help="rows per request, comma-separated")
+    parser.add_argument("--protocols", default="v1,v2", help="v1, v2 or v1,v2")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        serve_bare(args.serve_bare)
+        return 0
+
+    from components.deploy.deploy import deploy
+    from components.store.local_store import start_local_store, wait_until_ready
+    from components.store.object_store import ObjectStore, StoreConfig
+
+    row_counts = [int(r) for r in args.rows.split(",")]
+    protocols = args.protocols.split(",")
+    work = Path(tempfile.mkdtemp(prefix="bench-model-server-"))
+    config = StoreConfig(f"127.0.0.1:{store_port()}", f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(18))
+    env = {**os.environ, "MINIO_ENDPOINT": config.endpoint, "MINIO_ACCESS_KEY": config.access_key,
+           "MINIO_SECRET_KEY": config.secret_key, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    os.environ.update(env)
+    store_process = start_local_store(config, work / "store", work / "weed.log")
+    results: list[dict[str, Any]] = []
+    processes: list[subprocess.Popen] = []
+    try:
+        wait_until_ready(config)
+        print(f"training a small sum model in {work} ...", flush=True)
+        model_dir = train_sum_model(work / "model")
+
+        commands = {
+            "project": lambda port: [sys.executable, "-m", "components.serving", "--http-port", str(port),
+                                     "--models", "sum", "--cache-dir", str(work / "cache")],
+            "bare": lambda port: [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(port)],
+        }
+        urls: dict[str, str] = {}
+        for name, command in commands.items():
+            port = free_port()
+            urls[name] = f"http://127.0.0.1:{port}"
+            processes.append(start_server(command(port), urls[name], work / f"{name}.log", env))
+        card = {"metrics": {}, "envelope": {"columns": ["x", "y"], "low": [0, 0], "high": [10000, 10000]}}
+        deploy(ObjectStore(config), "sum", model_dir, card, "local", urls["project"])
+        for protocol in protocols:
+            for rows in row_counts:
+                print(f"  {protocol} {rows:4d} rows/request, {args.clients} clients, {args.seconds:.0f} s per server "
+                      f"in {args.rounds} alternating rounds ...", flush=True)
+                measured = measure_servers(urls, protocol, rows, args.clients, args.seconds, args.rounds,
+                                           args.warmup, args.settle)
+                for name, row in measured.items():
+                    results.append({"server": name, "protocol": protocol, "rows": rows, "clients": args.clients,
+                                    **row})
+        for process in processes:
+            stop(process)
+        for rows in row_counts:
+            print(f"  floor    {rows:4d} rows/call, in-process ...", flush=True)
+            results.append({"server": "floor", "protocol": "-", "rows": rows, "clients": 1,
+                            **measure_floor(model_dir, rows, min(args.seconds, 5.0))})
+    finally:
+        for process in processes:
+            stop(process)
+        store_process.terminate()
+        store_process.wait(timeout=30)
+
+    print()
+    print(f"{'server':8s} {'proto':5s} {'rows':>4s} {'clients':>7s} {'req/s':>9s} {'rows/s':>10s} "
+          f"{'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s} {'vs bare':>8s}")
+    failed = False
+    for row in results:
+        bare = next((r for r in results if r["server"] == "bare" and r["protocol"] == row["protocol"]
+                     and r["rows"] == row["rows"]), None)
+        ratio = row["throughput_rps"] / bare["throughput_rps"] if bare and row["server"] == "project" else None
+        row["vs_bare"] = round(ratio, 3) if ratio is not None else None
+        if ratio is not None and ratio < TARGET:
+            failed = True
+        print(f"{row['server']:8s} {row['protocol']:5s} {row['rows']:4d} {row['clients']:7d} "
+              f"{row['throughput_rps']:9.0f} {row['rows_per_s']:10.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+              f"{row['errors']:6d} {'' if ratio is None else f'{ratio:7.0%}':>8s}")
+    print(f"\ntarget: project >= {TARGET:.0%} of bare at {args.clients} clients: {'MISSED' if failed else 'met'}")
+    if args.json:
+        args.json.write_text(json.dumps({"target": TARGET, "cpu_count": os.cpu_count(), "results": results}, indent=2))
+        print(f"wrote {args.json}")
+    return 1 if failed or any(r["errors"] for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

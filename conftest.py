@@ -125,3 +125,21 @@ def model_server(store_config: StoreConfig, tmp_path_factory: pytest.TempPathFac
     yield url
     process.terminate()
     process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def deployed_sum(store_config: StoreConfig, model_server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small real sum model, published and served by `model_server`: its version."""
+    from components.deploy.deploy import deploy
+    from components.serving.tests.conftest import train_tiny_sum_model
+
+    path = train_tiny_sum_model(tmp_path_factory.mktemp("sum-model") / "model")
+    card = {"metrics": {}, "envelope": {"columns": ["x", "y"], "low": [0, 0], "high": [10000, 10000]}}
+    return deploy(ObjectStore(store_config), "sum", path, card, "local", model_server)
+
+
+@pytest.fixture(scope="session")
+def model_server_log(model_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file `model_server` writes its output to."""
+    (log,) = {path.resolve() for path in tmp_path_factory.getbasetemp().glob("model-server*/server.log")}
+    return log

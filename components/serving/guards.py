@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 _PREDICT_PATH = re.compile(r"^/v1/models/[^/]+:(predict|explain)$|^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
+_V1_ACTION = re.compile(r"^/v1/models/(?P<model>[^/:]+):(?P<verb>[^/]*)$")
 _VERSIONED_PATH = re.compile(r"^/v2/models/(?P<model>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/.*)?$")
 _JSON_TYPES = ("application/json", "application/octet-stream")
 
@@ -79,6 +80,11 @@ class RequestGuard:
             await _reply(scope, send, 400, "the Content-Length header is not a number")
             return
         path = scope["path"]
+        action = _V1_ACTION.match(path)
+        if action and action["verb"] not in ("predict", "explain"):  # not "a GET of model sum:frobnicate"
+            await _reply(scope, send, 404, f"unknown action :{action['verb']} on model {action['model']}: "
+                                           f"use /v1/models/{action['model']}:predict")
+            return
         if _PREDICT_PATH.match(path):
             if scope["method"] != "POST":  # not a GET of model "sum:predict", which is what routing would say
                 await _reply(scope, send, 405, f"method {scope['method']} is not allowed on {path}; use POST",
@@ -214,11 +220,14 @@ async def _validation_error(_: Request, error: RequestValidationError) -> JSONRe
     problems = []
     for item in error.errors():
         loc = [str(part) for part in item.get("loc", ())]
+        if item.get("type") == "json_invalid":
+            position = f" at character {loc[1]}" if len(loc) > 1 else ""
+            return JSONResponse({"error": f"the body is not valid JSON: {item.get('ctx', {}).get('error', '')}"
+                                          f"{position}"}, status_code=400)
         if len(loc) >= 2 and loc[1] == "bytes":  # the body may also be raw bytes: not a problem of its own
             continue
         where = ".".join(part for part in loc[1:] if part != "InferenceRequest") or "body"
-        detail = item.get("ctx", {}).get("error") if item.get("type") == "json_invalid" else None
-        problems.append(f"{where}: {item.get('msg', 'invalid')}" + (f" ({detail})" if detail else ""))
+        problems.append(f"{where}: {item.get('msg', 'invalid')}")
     message = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
     return JSONResponse({"error": f"invalid request: {message or 'the body does not match the schema'}"},
                         status_code=400)

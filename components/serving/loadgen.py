@@ -87,7 +87,8 @@ class _Connection:
 
 
 async def _run(host: str, port: int, make: RequestMaker, check: ResponseCheck | None, clients: int,
-               total: int | None, seconds: float | None, timeout: float) -> LoadResult:
+               total: int | None, seconds: float | None, timeout: float,
+               until: Callable[[], bool] | None) -> LoadResult:
     result = LoadResult()
     issued = 0
     deadline = time.monotonic() + seconds if seconds else None
@@ -97,6 +98,8 @@ async def _run(host: str, port: int, make: RequestMaker, check: ResponseCheck | 
         if total is not None and issued >= total:
             return None
         if deadline is not None and time.monotonic() >= deadline:
+            return None
+        if until is not None and until():
             return None
         issued += 1
         return issued - 1
@@ -138,8 +141,9 @@ async def _run(host: str, port: int, make: RequestMaker, check: ResponseCheck | 
 
 def run_load(url: str, make: RequestMaker, clients: int = 32, total: int | None = None,
              seconds: float | None = None, check: ResponseCheck | None = None,
-             timeout: float = 30.0) -> LoadResult:
-    """Send requests from `clients` keep-alive connections until `total` are sent or `seconds` pass."""
+             timeout: float = 30.0, until: Callable[[], bool] | None = None) -> LoadResult:
+    """Send requests from `clients` keep-alive connections until `total` are sent, `seconds`
+    pass or `until()` says so (whichever comes first; total or seconds must be given)."""
     if total is None and seconds is None:
         raise ValueError("bound the load: give total, seconds or both")
     scheme, _, rest = url.partition("://")
@@ -151,4 +155,4 @@ def run_load(url: str, make: RequestMaker, clients: int = 32, total: int | None 
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop comes with kserve's uvicorn[standard]
         runner = asyncio.run
-    return runner(_run(host, int(port), make, check, clients, total, seconds, timeout))
+    return runner(_run(host, int(port), make, check, clients, total, seconds, timeout, until))

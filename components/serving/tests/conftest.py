@@ -1,7 +1,4 @@
-import pytest
-
-from components.deploy.deploy import deploy
-from components.store.object_store import ObjectStore
+# deployed_sum (a small sum model served by model_server) is a session fixture of the root conftest.py.
 
 
 def train_tiny_sum_model(path, seed=0):
@@ -13,10 +10,3 @@ def train_tiny_sum_model(path, seed=0):
     inputs, targets = generate(SumDataSpec(size=2000, seed=seed))
     export(train(inputs, targets, SumTrainingConfig(epochs=2, learning_rate=3e-3, seed=seed)), path)
     return path
-
-
-@pytest.fixture(scope="session")
-def deployed_sum(store_config, model_server, tmp_path_factory):
-    path = train_tiny_sum_model(tmp_path_factory.mktemp("sum-model") / "model")
-    card = {"metrics": {}, "envelope": {"columns": ["x", "y"], "low": [0, 0], "high": [10000, 10000]}}
-    return deploy(ObjectStore(store_config), "sum", path, card, "local", model_server)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ _STATE = Path(tempfile.mkdtemp(prefix="fuseml-test-state-"))
 os.environ["LOCAL_STATE_DIR"] = str(_STATE)  # before pipelines.local_env is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from components.serving.client import is_live  # noqa: E402
 from components.store.local_store import start_local_store, wait_until_ready  # noqa: E402
 from components.store.object_store import ObjectStore, StoreConfig  # noqa: E402
 
@@ -95,14 +95,6 @@ def bucket(store: ObjectStore) -> str:
     return name
 
 
-def _live(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/v2/health/live", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def model_server(store_config: StoreConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A `python -m components.serving` process; its URL is also exported as MODEL_SERVER_URL."""
@@ -116,7 +108,7 @@ def model_server(store_config: StoreConfig, tmp_path_factory: pytest.TempPathFac
             stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
         )
     deadline = time.monotonic() + 120
-    while not _live(url):
+    while not is_live(url):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"model server did not start:\n{log.read_text()[-3000:]}")

@@ -1,17 +1,22 @@
 """Model server benchmark: the project's server vs a bare KServe server vs the in-process floor.
 
-Run by `make bench` (not by pytest). It starts its own object store and servers on free ports
-of this machine, deploys a small sum model, and measures, one server at a time and at the same
-uvicorn worker count (1):
+Run by `make bench` (not by pytest). It starts its own object store and two servers on free
+ports of this machine, deploys a small sum model, and measures at the same uvicorn worker
+count (1):
 
   (a) project   `python -m components.serving`: input checks, envelope flags, metrics and
-                request logging to the store, all on;
+                request logging to the store, all on (micro-batching on, as by default);
   (b) bare      a `kserve.ModelServer` whose `kserve.Model` only adds the two numbers with
                 numpy: the cost of KServe itself;
-  (c) floor     the loaded SavedModel predictor called in-process, one call after another.
+  (c) floor     the loaded SavedModel predictor (`components.sum.model.load_predictor`) called
+                in-process, one call after another; floor-kw calls the same signature with its
+                input by name (see `keyword_predictor`).
 
-for single-row and batched requests at 32 concurrent keep-alive clients, and prints a table
-(and writes JSON with --json PATH). The target: (a) reaches at least 80 % of (b)'s throughput.
+for single-row and batched (100 rows) V1 and V2 requests from 32 concurrent keep-alive
+clients. The servers take turns in alternating rounds, so that load from other processes on
+a shared machine falls on both alike. It prints a table, writes JSON with --json PATH, and
+exits 1 on any failed request (and, with --require-target, when (a) reaches less than 80 %
+of (b)'s throughput).
 
     .venv/bin/python tests/benchmarks/bench_model_server.py [--seconds 20] [--json out.json]
 """
@@ -179,11 +184,26 @@ def measure_servers(urls: dict[str, str], protocol: str, rows: int, clients: int
                    "error_samples": r.error_samples[:5]} for name, r in pooled.items()}
 
 
-def measure_floor(model_dir: Path, rows: int, seconds: float) -> dict[str, Any]:
-    """The in-process predictor, called back to back: what no server can beat on one core."""
-    from components.sum.model import load_predictor
+def keyword_predictor(model_dir: Path):
+    """The same SavedModel signature, called with its input by name. (components/saved_model.load
+    passes it positionally: TensorFlow first tries to bind it to the structured signature, fails,
+    formats the whole input tensor into the TypeError's message, then falls back to the flat
+    signature. That costs more than the model itself for a few hundred rows.)"""
+    import tensorflow as tf
 
-    predict = load_predictor(model_dir)
+    loaded = tf.saved_model.load(str(model_dir))
+    serve = loaded.signatures["serving_default"]
+    (name,) = serve.structured_input_signature[1]
+
+    def predict(rows: np.ndarray) -> np.ndarray:
+        return next(iter(serve(**{name: tf.constant(rows, dtype=tf.float32)}).values())).numpy()
+
+    predict.keep_alive = loaded
+    return predict
+
+
+def measure_floor(predict, rows: int, seconds: float) -> dict[str, Any]:
+    """A predictor called in-process back to back: what no server can beat on one core."""
     batch = np.random.default_rng(0).uniform(0, 10_000, size=(rows, 2))
     for _ in range(20):
         predict(batch)
@@ -211,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default="1,100", help="rows per request, comma-separated")
     parser.add_argument("--protocols", default="v1,v2", help="v1, v2 or v1,v2")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--require-target", action="store_true",
+                        help="exit with 1 when the project's server misses the target (always on request errors)")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_bare:
@@ -259,10 +281,14 @@ def main(argv: list[str] | None = None) -> int:
                                     **row})
         for process in processes:
             stop(process)
-        for rows in row_counts:
-            print(f"  floor    {rows:4d} rows/call, in-process ...", flush=True)
-            results.append({"server": "floor", "protocol": "-", "rows": rows, "clients": 1,
-                            **measure_floor(model_dir, rows, min(args.seconds, 5.0))})
+        from components.sum.model import load_predictor
+
+        floors = {"floor": load_predictor(model_dir), "floor-kw": keyword_predictor(model_dir)}
+        for name, predict in floors.items():
+            for rows in row_counts:
+                print(f"  {name:8s} {rows:4d} rows/call, in-process ...", flush=True)
+                results.append({"server": name, "protocol": "-", "rows": rows, "clients": 1,
+                                **measure_floor(predict, rows, min(args.seconds, 5.0))})
     finally:
         for process in processes:
             stop(process)
@@ -283,11 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['server']:8s} {row['protocol']:5s} {row['rows']:4d} {row['clients']:7d} "
               f"{row['throughput_rps']:9.0f} {row['rows_per_s']:10.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
               f"{row['errors']:6d} {'' if ratio is None else f'{ratio:7.0%}':>8s}")
-    print(f"\ntarget: project >= {TARGET:.0%} of bare at {args.clients} clients: {'MISSED' if failed else 'met'}")
+    print(f"\ntarget: project >= {TARGET:.0%} of bare's throughput at {args.clients} clients: "
+          f"{'MISSED' if failed else 'met'}")
+    print("floor: load_predictor(path)(rows) in-process; floor-kw: the same signature called with its input by name")
     if args.json:
         args.json.write_text(json.dumps({"target": TARGET, "cpu_count": os.cpu_count(), "results": results}, indent=2))
         print(f"wrote {args.json}")
-    return 1 if failed or any(r["errors"] for r in results) else 0
+    return 1 if (failed and args.require_target) or any(r["errors"] for r in results) else 0
 
 
 if __name__ == "__main__":

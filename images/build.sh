@@ -134,6 +134,9 @@ stage_context() {
     mkdir -p "$CONTEXT"
     tar -C "$ROOT" --exclude=__pycache__ --exclude=tests --exclude='*.pyc' \
         -cf - requirements.txt pyproject.toml components pipelines | tar -C "$CONTEXT" -xf -
+    # podman's layer cache does not see a changed --build-arg: a file in the copied sources
+    # makes a new commit rebuild the project layer, and with it ENV CODE_VERSION.
+    printf '%s\n' "$CODE_VERSION" > "$CONTEXT/components/.code-version"
 }
 
 build() {  # build DOCKERFILE IMAGE [extra build args...]

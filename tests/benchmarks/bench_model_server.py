@@ -154,31 +154,47 @@ def bodies(protocol: str, rows: int, count: int = 64, seed: int = 0) -> list[tup
     return made
 
 
-def measure_servers(urls: dict[str, str], protocol: str, rows: int, clients: int, seconds: float,
-                    rounds: int, warmup: float, settle: float) -> dict[str, dict[str, Any]]:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, all threads (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_servers(urls: dict[str, str], pids: dict[str, int], protocol: str, rows: int, clients: int,
+                    seconds: float, rounds: int, warmup: float, settle: float) -> dict[str, dict[str, Any]]:
     """Alternate the servers in `rounds` rounds (ABAB...) so that load from other processes on
     the machine falls on both alike; pool each server's requests and latencies over its rounds.
     After each round the project's server gets `settle` seconds to finish its background work
-    (the traffic log's flush) before the other one is measured."""
+    (the traffic log's flush) before the other one is measured; the CPU time it spends on that
+    is counted in its CPU per request."""
     from components.serving.loadgen import LoadResult, run_load
 
     pool = bodies(protocol, rows)
     make = lambda client, n: pool[n % len(pool)]  # noqa: E731
     pooled = {name: LoadResult() for name in urls}
+    cpu = {name: 0.0 for name in urls}
     for name, url in urls.items():
         run_load(url, make, clients=clients, seconds=warmup)
         time.sleep(settle if name == "project" else 0)
     for _ in range(rounds):
         for name, url in urls.items():
+            cpu_before = cpu_seconds(pids[name])
             result = run_load(url, make, clients=clients, seconds=seconds / rounds)
+            time.sleep(settle if name == "project" else 0)  # its background work belongs to its round
+            cpu_after = cpu_seconds(pids[name])
+            if cpu_before is not None and cpu_after is not None:
+                cpu[name] += cpu_after - cpu_before
             total = pooled[name]
             total.requests += result.requests
             total.errors += result.errors
             total.seconds += result.seconds
             total.latencies += result.latencies
             total.error_samples += result.error_samples[:3]
-            time.sleep(settle if name == "project" else 0)
     return {name: {"requests": r.requests, "errors": r.errors, "seconds": round(r.seconds, 2),
+                   "server_cpu_ms_per_request": round(cpu[name] / r.requests * 1000, 3) if r.requests else None,
                    "throughput_rps": round(r.throughput, 1), "rows_per_s": round(r.throughput * rows, 1),
                    "p50_ms": round(r.percentile_ms(50), 2), "p99_ms": round(r.percentile_ms(99), 2),
                    "error_samples": r.error_samples[:5]} for name, r in pooled.items()}
@@ -264,17 +280,19 @@ def main(argv: list[str] | None = None) -> int:
             "bare": lambda port: [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(port)],
         }
         urls: dict[str, str] = {}
+        pids: dict[str, int] = {}
         for name, command in commands.items():
             port = free_port()
             urls[name] = f"http://127.0.0.1:{port}"
             processes.append(start_server(command(port), urls[name], work / f"{name}.log", env))
+            pids[name] = processes[-1].pid
         card = {"metrics": {}, "envelope": {"columns": ["x", "y"], "low": [0, 0], "high": [10000, 10000]}}
         deploy(ObjectStore(config), "sum", model_dir, card, "local", urls["project"])
         for protocol in protocols:
             for rows in row_counts:
                 print(f"  {protocol} {rows:4d} rows/request, {args.clients} clients, {args.seconds:.0f} s per server "
                       f"in {args.rounds} alternating rounds ...", flush=True)
-                measured = measure_servers(urls, protocol, rows, args.clients, args.seconds, args.rounds,
+                measured = measure_servers(urls, pids, protocol, rows, args.clients, args.seconds, args.rounds,
                                            args.warmup, args.settle)
                 for name, row in measured.items():
                     results.append({"server": name, "protocol": protocol, "rows": rows, "clients": args.clients,
@@ -296,21 +314,31 @@ def main(argv: list[str] | None = None) -> int:
         store_process.wait(timeout=30)
 
     print()
-    print(f"{'server':8s} {'proto':5s} {'rows':>4s} {'clients':>7s} {'req/s':>9s} {'rows/s':>10s} "
-          f"{'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s} {'vs bare':>8s}")
+    print(f"{'server':8s} {'proto':5s} {'rows':>4s} {'clients':>7s} {'req/s':>8s} {'rows/s':>9s} "
+          f"{'p50 ms':>7s} {'p99 ms':>7s} {'errors':>6s} {'cpu ms/req':>10s} {'vs bare':>8s} {'cpu vs bare':>11s}")
     failed = False
     for row in results:
         bare = next((r for r in results if r["server"] == "bare" and r["protocol"] == row["protocol"]
                      and r["rows"] == row["rows"]), None)
-        ratio = row["throughput_rps"] / bare["throughput_rps"] if bare and row["server"] == "project" else None
+        ratio = cpu_ratio = None
+        if bare and row["server"] == "project":
+            ratio = row["throughput_rps"] / bare["throughput_rps"]
+            if row.get("server_cpu_ms_per_request") and bare.get("server_cpu_ms_per_request"):
+                cpu_ratio = bare["server_cpu_ms_per_request"] / row["server_cpu_ms_per_request"]
         row["vs_bare"] = round(ratio, 3) if ratio is not None else None
+        row["cpu_vs_bare"] = round(cpu_ratio, 3) if cpu_ratio is not None else None
         if ratio is not None and ratio < TARGET:
             failed = True
+        cpu = row.get("server_cpu_ms_per_request")
         print(f"{row['server']:8s} {row['protocol']:5s} {row['rows']:4d} {row['clients']:7d} "
-              f"{row['throughput_rps']:9.0f} {row['rows_per_s']:10.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
-              f"{row['errors']:6d} {'' if ratio is None else f'{ratio:7.0%}':>8s}")
+              f"{row['throughput_rps']:8.0f} {row['rows_per_s']:9.0f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
+              f"{row['errors']:6d} {'' if cpu is None else f'{cpu:10.3f}':>10s} "
+              f"{'' if ratio is None else f'{ratio:7.0%}':>8s} {'' if cpu_ratio is None else f'{cpu_ratio:10.0%}':>11s}")
     print(f"\ntarget: project >= {TARGET:.0%} of bare's throughput at {args.clients} clients: "
           f"{'MISSED' if failed else 'met'}")
+    print("cpu ms/req: the server process's CPU time (all threads) per request; 'cpu vs bare' is bare's over the\n"
+          "project's, the throughput ratio the two would have on equally free cores, steadier than req/s when\n"
+          "other processes share the machine.")
     print("floor: load_predictor(path)(rows) in-process; floor-kw: the same signature called with its input by name")
     if args.json:
         args.json.write_text(json.dumps({"target": TARGET, "cpu_count": os.cpu_count(), "results": results}, indent=2))

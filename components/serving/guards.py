@@ -6,7 +6,8 @@ adds ours to the same object beforehand (see `build_server`):
 
 - `RequestGuard`, an ASGI middleware that runs before any route reads the body:
   - a body over `max_body_bytes` gets a 413 naming the limit, from its Content-Length alone,
-    or, for a chunked body, as soon as the bytes read pass the limit: nothing is parsed;
+    or, for a chunked body, as soon as the bytes read pass the limit: nothing is parsed
+    (up to 16 MiB of it are read and dropped first, see `_drain_limit`);
   - a prediction request must say it is JSON (`Content-Type: application/json`, or what KServe
     also reads as JSON: `application/*+json`, `application/octet-stream` for V2's binary
     extension); a missing or other type gets a 415 (KServe would otherwise guess);
@@ -24,6 +25,7 @@ adds ours to the same object beforehand (see `build_server`):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from cloudevents.http import CloudEvent
@@ -56,10 +58,11 @@ class ClientError(Exception):
 class RequestGuard:
     """ASGI middleware: body size limit, JSON content type on predictions, versioned V2 paths."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, served_version: Any = None) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int,
+                 served_version: Callable[[str], str | None] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.served_version = served_version  # model name -> served version or None (or no lookup)
+        self.served_version = served_version  # model name -> the version it serves, None if none
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,6 +77,8 @@ class RequestGuard:
             elif name == b"transfer-encoding":
                 chunked = True
         if length is not None and length > self.max_body_bytes:
+            if length <= self._drain_limit:
+                await _drain(receive)
             await _reply(scope, send, 413, self._too_large(f"{length} bytes"))
             return
         if length == -1:
@@ -105,6 +110,13 @@ class RequestGuard:
                 return
         await self.app(scope, receive, send)
 
+    @property
+    def _drain_limit(self) -> int:
+        """Bodies up to this size are read (and dropped) before the 413, so that a client that
+        sends its whole body before reading the answer gets the 413 instead of a reset
+        connection; beyond it the connection is closed at once."""
+        return max(16 * 1024 * 1024, 4 * self.max_body_bytes)
+
     def _too_large(self, size: str) -> str:
         return (f"request body of {size} is over the limit of {self.max_body_bytes} bytes "
                 f"(the server's --max-body-bytes); send fewer rows per request")
@@ -120,6 +132,8 @@ class RequestGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
+                if message.get("more_body", False):
+                    await _drain(receive, self._drain_limit - size)
                 await _reply(scope, send, 413, self._too_large(f"more than {self.max_body_bytes} bytes"))
                 return None
             chunks.append(chunk)
@@ -146,6 +160,16 @@ class RequestGuard:
             return None
         path = f"/v2/models/{model}{rest}"  # unknown models fall through to KServe's 404
         return {**scope, "path": path, "raw_path": path.encode()}
+
+
+async def _drain(receive: Receive, limit: int | None = None) -> None:
+    """Read and drop the rest of a request body (at most `limit` more bytes)."""
+    read = 0
+    while limit is None or read <= limit:
+        message = await receive()
+        read += len(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def _content_type_problem(content_type: str | None) -> str | None:
@@ -247,7 +271,8 @@ async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
 
 
-def install(app: FastAPI, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, served_version: Any = None) -> None:
+def install(app: FastAPI, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+            served_version: Callable[[str], str | None] | None = None) -> None:
     """Add the guard middleware and exception handlers to KServe's app, before the server starts."""
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")

@@ -262,3 +262,31 @@ def test_three_body_bad_input_lightly(model_server, three_body, request):
     status, body = send(model_server, "POST", "/v1/models/three-body:predict", b'{"instances": [[1.0, -0.2, 0.5]]}')
     assert status == 200 and np.asarray(body["predictions"]).shape == (1, 6) and body["model_version"] == three_body
     assert is_ready(model_server, "three-body")
+
+
+class _CreatesAFileWhenUnpickled:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_a_pickle_is_never_unpickled(model_server, deployed_sum, tmp_path):
+    """A pickle that would create a file when loaded, sent every way a body can reach a decoder."""
+    import pickle
+
+    marker = tmp_path / "unpickled"
+    payload = pickle.dumps(_CreatesAFileWhenUnpickled(str(marker)))
+    attempts = [(V1, payload, "application/octet-stream", {}), (V1, payload, "application/json", {}),
+                (V1, payload, "application/cloudevents+json", CLOUDEVENT), (V2, payload, "application/json", {})]
+    for datatype in ("FP64", "BYTES"):
+        header = json.dumps({"inputs": [{"name": "pairs", "shape": [1, 2], "datatype": datatype,
+                                         "parameters": {"binary_data_size": len(payload)}}]}).encode()
+        attempts.append((V2, header + payload, "application/octet-stream",
+                         {"inference-header-content-length": str(len(header))}))
+    for path, body, content_type, headers in attempts:
+        status, answer = send(model_server, "POST", path, body, content_type, headers)
+        assert 400 <= status < 500, (path, content_type, status, answer)
+    assert not marker.exists()
+    assert is_ready(model_server)

@@ -11,9 +11,10 @@ from collections import defaultdict
 import numpy as np
 
 from components.deploy.deploy import deploy
-from components.deploy.local_server import served_version
+from components.deploy.local_server import load_version, served_version
 from components.serving.loadgen import run_load
 from components.serving.tests.conftest import train_tiny_sum_model
+from components.store.model_registry import set_serving_version
 from components.store.object_store import ObjectStore
 from tests.robustness.raw_http import report
 
@@ -107,6 +108,14 @@ def test_a_new_version_is_swapped_in_under_load_without_a_failed_request(
         loader.join(timeout=150)
     result = outcome["result"]
     report(request, f"swap under load: {result.summary()}; {before} -> {new}")
+    try:
+        check_swap(answers, result, model_server, before, new)
+    finally:  # leave the server serving what it served before, for the tests that follow
+        set_serving_version(ObjectStore(store_config), "sum", before)
+        load_version(model_server, "sum", before)
+
+
+def check_swap(answers: Answers, result, model_server: str, before: str, new: str) -> None:
     assert result.errors == 0, result.error_samples
     assert new != before and served_version(model_server, "sum") == new
     versions = answers.versions

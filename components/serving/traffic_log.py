@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
 from components.store.object_store import ObjectStore
 
@@ -27,11 +28,15 @@ LOG_BUCKET = "inference-logs"
 
 @dataclass
 class TrafficRecord:
+    """One model call's rows. Arrays are kept as they are until the flush writes them: a few
+    seconds of records held as Python lists were hundreds of thousands of objects for the
+    garbage collector to walk, again and again, while serving."""
+
     model: str
     version: str
-    inputs: list[list[float]]
-    outputs: list
-    flagged: list[bool]
+    inputs: np.ndarray | list[list[float]]
+    outputs: np.ndarray | list
+    flagged: np.ndarray | list[bool]
     time: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"))
 
 
@@ -71,7 +76,7 @@ class TrafficLogger:
                 self._bucket_ready = True
             for (model, version), records in _group(batch).items():
                 stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-                body = "\n".join(json.dumps(r.__dict__) for r in records).encode()
+                body = b"\n".join(_json_line(r) for r in records)
                 self.store.put_bytes(LOG_BUCKET, f"{model}/{version}/{stamp}-{uuid.uuid4().hex[:8]}.jsonl", body,
                                      content_type="application/x-ndjson")
             self.written += len(batch)
@@ -91,6 +96,17 @@ class TrafficLogger:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+
+
+def _json_line(record: TrafficRecord) -> bytes:
+    return orjson.dumps(record.__dict__, option=orjson.OPT_SERIALIZE_NUMPY, default=_as_list)
+
+
+def _as_list(value: object) -> list:
+    """What orjson's numpy support leaves to us: arrays that are not C-contiguous."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _group(records: list[TrafficRecord]) -> dict[tuple[str, str], list[TrafficRecord]]:

@@ -9,12 +9,13 @@ count (1):
   (b) bare      a `kserve.ModelServer` whose `kserve.Model` only adds the two numbers with
                 numpy: the cost of KServe itself;
   (c) floor     the loaded SavedModel predictor (`components.sum.model.load_predictor`) called
-                in-process, one call after another; floor-kw calls the same signature with its
-                input by name (see `keyword_predictor`).
+                in-process, one call after another
 
 for single-row and batched (100 rows) V1 and V2 requests from 32 concurrent keep-alive
-clients. The servers take turns in alternating rounds, so that load from other processes on
-a shared machine falls on both alike. It prints a table, writes JSON with --json PATH, and
+clients. Each server runs on one core and the load generator on the others (`--no-pin` to
+not pin), so that client work does not compete with the server measured. The servers take
+turns in alternating rounds, so that load from other processes on a shared machine falls on
+both alike. It prints a table, writes JSON with --json PATH, and
 exits 1 on any failed request (and, with --require-target, when (a) reaches less than 80 %
 of (b)'s throughput).
 
@@ -73,6 +74,17 @@ def serve_bare(port: int) -> None:
 
 # ---------------------------------------------------------------- services
 
+def pin_servers() -> set[int] | None:
+    """Give the servers one core and keep this process (the load generator, the store) on the
+    others, so that client work never competes with the server being measured; None (no
+    pinning) on a single-core machine."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    os.sched_setaffinity(0, set(cores[1:]))
+    return {cores[0]}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -88,9 +100,10 @@ def _free(port: int) -> bool:
             return False
 
 
-def store_port() -> int:
-    """weed mini uses port, port+10..13 and each of those +10000 for gRPC."""
-    for base in range(26000, 30000, 50):
+def store_port(skip: int = 0) -> int:
+    """weed mini uses port, port+10..13 and each of those +10000 for gRPC: all kept below the
+    ephemeral range (32768-) that client connections take ports from, and apart from the tests'."""
+    for base in range(16000 + 50 * skip, 21000, 50):
         ports = [base, *range(base + 10, base + 14)]
         if all(_free(p) and _free(p + 10000) for p in ports):
             return base
@@ -112,9 +125,11 @@ def wait_live(url: str, process: subprocess.Popen, log: Path, timeout: float = 1
         time.sleep(0.3)
 
 
-def start_server(command: list[str], url: str, log: Path, env: dict[str, str]) -> subprocess.Popen:
+def start_server(command: list[str], url: str, log: Path, env: dict[str, str],
+                 cores: set[int] | None = None) -> subprocess.Popen:
     with log.open("ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                                   preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
     wait_live(url, process, log)
     return process
 
@@ -200,24 +215,6 @@ def measure_servers(urls: dict[str, str], pids: dict[str, int], protocol: str, r
                    "error_samples": r.error_samples[:5]} for name, r in pooled.items()}
 
 
-def keyword_predictor(model_dir: Path):
-    """The same SavedModel signature, called with its input by name. (components/saved_model.load
-    passes it positionally: TensorFlow first tries to bind it to the structured signature, fails,
-    formats the whole input tensor into the TypeError's message, then falls back to the flat
-    signature. That costs more than the model itself for a few hundred rows.)"""
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(model_dir))
-    serve = loaded.signatures["serving_default"]
-    (name,) = serve.structured_input_signature[1]
-
-    def predict(rows: np.ndarray) -> np.ndarray:
-        return next(iter(serve(**{name: tf.constant(rows, dtype=tf.float32)}).values())).numpy()
-
-    predict.keep_alive = loaded
-    return predict
-
-
 def measure_floor(predict, rows: int, seconds: float) -> dict[str, Any]:
     """A predictor called in-process back to back: what no server can beat on one core."""
     batch = np.random.default_rng(0).uniform(0, 10_000, size=(rows, 2))
@@ -240,12 +237,14 @@ def measure_floor(predict, rows: int, seconds: float) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured time per configuration and server")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds the seconds are split into")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds the seconds are split into")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--settle", type=float, default=2.5, help="pause after each round (traffic log flush)")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--rows", default="1,100", help="rows per request, comma-separated")
     parser.add_argument("--protocols", default="v1,v2", help="v1, v2 or v1,v2")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="do not pin the servers to one core and the load generator to the others")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--require-target", action="store_true",
                         help="exit with 1 when the project's server misses the target (always on request errors)")
@@ -257,20 +256,30 @@ def main(argv: list[str] | None = None) -> int:
 
     from components.deploy.deploy import deploy
     from components.store.local_store import start_local_store, wait_until_ready
-    from components.store.object_store import ObjectStore, StoreConfig
+    from components.store.object_store import ObjectStore, StoreConfig, StoreError
 
     row_counts = [int(r) for r in args.rows.split(",")]
+    server_cores = pin_servers() if args.pin else None
     protocols = args.protocols.split(",")
     work = Path(tempfile.mkdtemp(prefix="bench-model-server-"))
-    config = StoreConfig(f"127.0.0.1:{store_port()}", f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(18))
+    for attempt in range(3):  # a port of the block may be taken between the check and the start
+        config = StoreConfig(f"127.0.0.1:{store_port(skip=attempt)}", f"bench-{secrets.token_hex(4)}",
+                             secrets.token_urlsafe(18))
+        store_process = start_local_store(config, work / f"store-{attempt}", work / "weed.log")
+        try:
+            wait_until_ready(config, timeout=30)
+            break
+        except StoreError:
+            store_process.terminate()
+            store_process.wait(timeout=30)
+    else:
+        raise RuntimeError(f"the benchmark's object store did not start: see {work / 'weed.log'}")
     env = {**os.environ, "MINIO_ENDPOINT": config.endpoint, "MINIO_ACCESS_KEY": config.access_key,
            "MINIO_SECRET_KEY": config.secret_key, "TF_CPP_MIN_LOG_LEVEL": "2"}
     os.environ.update(env)
-    store_process = start_local_store(config, work / "store", work / "weed.log")
     results: list[dict[str, Any]] = []
     processes: list[subprocess.Popen] = []
     try:
-        wait_until_ready(config)
         print(f"training a small sum model in {work} ...", flush=True)
         model_dir = train_sum_model(work / "model")
 
@@ -284,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, command in commands.items():
             port = free_port()
             urls[name] = f"http://127.0.0.1:{port}"
-            processes.append(start_server(command(port), urls[name], work / f"{name}.log", env))
+            processes.append(start_server(command(port), urls[name], work / f"{name}.log", env, server_cores))
             pids[name] = processes[-1].pid
         card = {"metrics": {}, "envelope": {"columns": ["x", "y"], "low": [0, 0], "high": [10000, 10000]}}
         deploy(ObjectStore(config), "sum", model_dir, card, "local", urls["project"])
@@ -301,12 +310,11 @@ def main(argv: list[str] | None = None) -> int:
             stop(process)
         from components.sum.model import load_predictor
 
-        floors = {"floor": load_predictor(model_dir), "floor-kw": keyword_predictor(model_dir)}
-        for name, predict in floors.items():
-            for rows in row_counts:
-                print(f"  {name:8s} {rows:4d} rows/call, in-process ...", flush=True)
-                results.append({"server": name, "protocol": "-", "rows": rows, "clients": 1,
-                                **measure_floor(predict, rows, min(args.seconds, 5.0))})
+        predict = load_predictor(model_dir)
+        for rows in row_counts:
+            print(f"  floor    {rows:4d} rows/call, in-process ...", flush=True)
+            results.append({"server": "floor", "protocol": "-", "rows": rows, "clients": 1,
+                            **measure_floor(predict, rows, min(args.seconds, 5.0))})
     finally:
         for process in processes:
             stop(process)
@@ -339,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     print("cpu ms/req: the server process's CPU time (all threads) per request; 'cpu vs bare' is bare's over the\n"
           "project's, the throughput ratio the two would have on equally free cores, steadier than req/s when\n"
           "other processes share the machine.")
-    print("floor: load_predictor(path)(rows) in-process; floor-kw: the same signature called with its input by name")
+    print("floor: load_predictor(path)(rows) in-process, one call after another")
     if args.json:
         args.json.write_text(json.dumps({"target": TARGET, "cpu_count": os.cpu_count(), "results": results}, indent=2))
         print(f"wrote {args.json}")

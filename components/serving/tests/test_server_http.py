@@ -98,3 +98,17 @@ def test_new_version_switch_fails_no_request(model_server, deployed_sum, store_c
     assert set(seen) <= {deployed_sum, new} and seen[-1] == new
     first_new = seen.index(new)
     assert all(v == new for v in seen[first_new:])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model-threads", "0"], "--model-threads must be positive"),
+    (["--max-body-bytes", "0"], "--max-body-bytes must be positive"),
+    (["--models", "sum,nope"], "unknown model(s) nope"),
+])
+def test_bad_server_options_are_refused_before_anything_starts(args, message):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "components.serving", *args], capture_output=True, text=True,
+                          timeout=120, env={"PATH": "/usr/bin:/bin"})  # no store settings: it must not get that far
+    assert done.returncode == 2 and message in done.stderr, done.stderr

@@ -24,6 +24,16 @@ def test_flush_writes_batches_that_read_back(store):
     assert read_traffic(store, "m1", "1", since=future).size == 0
 
 
+def test_arrays_are_logged_as_numbers_whatever_their_layout(store):
+    rows = np.arange(12, dtype=np.float64).reshape(6, 2)
+    logger = TrafficLogger(store)
+    logger.log(TrafficRecord("m4", "1", rows[:3], rows[:3].sum(axis=1), np.zeros(3, dtype=bool)))
+    logger.log(TrafficRecord("m4", "1", rows[3:, ::-1], rows[3:, 0], np.ones(3, dtype=bool)))  # not C-contiguous
+    logger.flush()
+    assert logger.written == 2
+    np.testing.assert_array_equal(read_traffic(store, "m4", "1"), np.vstack([rows[:3], rows[3:, ::-1]]))
+
+
 def test_memory_is_bounded_and_drops_are_counted(store):
     logger = TrafficLogger(store, max_records=3)
     for i in range(5):

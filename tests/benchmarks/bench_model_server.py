@@ -15,9 +15,8 @@ for single-row and batched (100 rows) V1 and V2 requests from 32 concurrent keep
 clients. Each server runs on one core and the load generator on the others (`--no-pin` to
 not pin), so that client work does not compete with the server measured. The servers take
 turns in alternating rounds, so that load from other processes on a shared machine falls on
-both alike. It prints a table, writes JSON with --json PATH, and
-exits 1 on any failed request (and, with --require-target, when (a) reaches less than 80 %
-of (b)'s throughput).
+both alike. It prints a table, writes JSON with --json PATH, and exits 1 on any failed request
+(and, with --require-target, when (a) reaches less than 80 % of (b)'s throughput).
 
     .venv/bin/python tests/benchmarks/bench_model_server.py [--seconds 20] [--json out.json]
 """

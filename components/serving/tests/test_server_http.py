@@ -1,6 +1,8 @@
 """The real model server over HTTP: V1, V2, metadata, errors and version switches."""
 
 import json
+import subprocess
+import sys
 import threading
 import urllib.request
 
@@ -106,9 +108,6 @@ def test_new_version_switch_fails_no_request(model_server, deployed_sum, store_c
     (["--models", "sum,nope"], "unknown model(s) nope"),
 ])
 def test_bad_server_options_are_refused_before_anything_starts(args, message):
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-m", "components.serving", *args], capture_output=True, text=True,
                           timeout=120, env={"PATH": "/usr/bin:/bin"})  # no store settings: it must not get that far
     assert done.returncode == 2 and message in done.stderr, done.stderr

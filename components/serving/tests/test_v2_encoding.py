@@ -55,4 +55,3 @@ def test_the_same_answer_as_kserves_route(body):
     assert ours.json() == kserve_answer.json()
     for header in ("content-type", "x-answered-by"):
         assert ours.headers[header] == kserve_answer.headers[header]
-

@@ -90,6 +90,7 @@ class StoreBackedModel(Model):
         self.cache_dir = cache_dir / spec.name
         self.traffic = traffic
         self.active: ActiveVersion | None = None
+        self.batcher: MicroBatcher | None = None  # set by build_server unless batching is off
 
     def load(self) -> bool:
         """Load the version the serving record names; a no-op when it is already active."""
@@ -120,26 +121,28 @@ class StoreBackedModel(Model):
         """Answer one request's rows: alone, or (when batching is on) in one model call together
         with the rows of requests that arrived meanwhile."""
         answer_rows = self._rows_answerer(active)
-        batcher: MicroBatcher | None = getattr(self, "batcher", None)
+        batcher = self.batcher
         outputs, flagged, finite = await batcher.predict(answer_rows, inputs) if batcher else answer_rows(inputs)
-        if not finite.all():
-            rows = np.flatnonzero(~finite)
+        if not all(finite):
+            rows = [row for row, ok in enumerate(finite) if not ok]
             listed = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
             raise InvalidInput(f"the model's answer for row(s) {listed} is not a finite number: "
                                "the inputs are too large for it")
         shape = [len(outputs)] if len(self.spec.output_columns) == 1 else [len(outputs), len(self.spec.output_columns)]
         return Answer(outputs, shape, flagged)
 
-    def _rows_answerer(self, active: ActiveVersion) -> Callable[[np.ndarray], tuple[list, list, np.ndarray]]:
-        """For one version: rows -> (outputs, out-of-envelope flags, finite-answer mask), which
-        also counts the rows and logs them, once per batch; made once per version."""
+    def _rows_answerer(self, active: ActiveVersion) -> Callable[[np.ndarray], tuple[list, list, list]]:
+        """For one version: rows -> (outputs, out-of-envelope flags, finite-answer flags), which
+        also counts the rows and logs them, once per batch; made once per version. All three are
+        lists: each request gets slices of them, and testing a short list costs less than a
+        numpy call."""
         cached = self.__dict__.get("_answerer")
         if cached is not None and cached[0] is active:
             return cached[1]
         rows_total, rows_outside = ROWS.labels(self.name), ROWS_OUTSIDE.labels(self.name)
         one_column = len(self.spec.output_columns) == 1
 
-        def answer_rows(inputs: np.ndarray) -> tuple[list, list, np.ndarray]:
+        def answer_rows(inputs: np.ndarray) -> tuple[list, list, list]:
             outputs = np.asarray(active.predict(inputs), dtype=np.float64).reshape(len(inputs), -1)
             finite = np.isfinite(outputs).all(axis=1)
             if one_column:
@@ -151,7 +154,7 @@ class StoreBackedModel(Model):
             rows_outside.inc(int(logged_flags.sum()))
             if self.traffic:
                 self.traffic.log(TrafficRecord(self.name, active.version, logged_inputs, logged_outputs, logged_flags))
-            return outputs.tolist(), flagged.tolist(), finite
+            return outputs.tolist(), flagged.tolist(), finite.tolist()
 
         self._answerer = (active, answer_rows)
         return answer_rows

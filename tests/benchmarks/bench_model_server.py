@@ -90,25 +90,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def store_port(skip: int = 0) -> int:
-    """weed mini uses port, port+10..13 and each of those +10000 for gRPC: all kept below the
-    ephemeral range (32768-) that client connections take ports from, and apart from the tests'."""
-    for base in range(16000 + 50 * skip, 21000, 50):
-        ports = [base, *range(base + 10, base + 14)]
-        if all(_free(p) and _free(p + 10000) for p in ports):
-            return base
-    raise RuntimeError("no free port block for the benchmark's object store")
-
-
 def wait_live(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -254,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from components.deploy.deploy import deploy
-    from components.store.local_store import start_local_store, wait_until_ready
+    from components.store.local_store import free_store_port, start_local_store, wait_until_ready
     from components.store.object_store import ObjectStore, StoreConfig, StoreError
 
     row_counts = [int(r) for r in args.rows.split(",")]
@@ -262,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     protocols = args.protocols.split(",")
     work = Path(tempfile.mkdtemp(prefix="bench-model-server-"))
     for attempt in range(3):  # a port of the block may be taken between the check and the start
-        config = StoreConfig(f"127.0.0.1:{store_port(skip=attempt)}", f"bench-{secrets.token_hex(4)}",
-                             secrets.token_urlsafe(18))
+        # ports below the ephemeral range (32768-) that client connections take, apart from the tests'
+        port = free_store_port(16000 + 50 * attempt, 21000)
+        config = StoreConfig(f"127.0.0.1:{port}", f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(18))
         store_process = start_local_store(config, work / f"store-{attempt}", work / "weed.log")
         try:
             wait_until_ready(config, timeout=30)

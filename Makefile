@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export CODE_VERSION ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench compile images submit schedule stop clean
+.PHONY: run test unit lint format bench compile images push submit schedule stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,24 @@ run: $(STAMP)
 	$(PY) -m pipelines run sum
 	$(PY) -m pipelines run three-body --preset local
 
-## test: unit tests and the end-to-end local pipeline run against the real services
+## test: every test: unit, then the real services, training, end-to-end runs and load
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## unit: the tests that need no service, container or training (under a minute)
+unit: $(STAMP)
+	$(PY) -m pytest -q -m "not integration"
+
+## lint: ruff (lint and format check) and mypy on components/ and pipelines/
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## format: rewrite the sources in the project's format
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 ## bench: the benchmarks under tests/benchmarks (not part of make test)
 bench: $(STAMP)

@@ -26,6 +26,17 @@ from components.serving.client import is_live  # noqa: E402
 from components.store.local_store import free_store_port, start_local_store, wait_until_ready  # noqa: E402
 from components.store.object_store import ObjectStore, StoreConfig  # noqa: E402
 
+# A test that starts a real service (every service fixture depends on one of these) must say so
+# with `@pytest.mark.integration`, so that `make unit` (-m "not integration") never starts one.
+SERVICE_FIXTURES = {"store_process", "model_server"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items
+                if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("integration")]
+    if unmarked:
+        raise pytest.UsageError("tests that start a service must be marked integration:\n  " + "\n  ".join(unmarked))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -109,11 +120,10 @@ def model_server(store_config: StoreConfig, tmp_path_factory: pytest.TempPathFac
 def deployed_sum(store_config: StoreConfig, model_server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A small real sum model, published and served by `model_server`: its version."""
     from components.deploy.deploy import deploy
-    from components.serving.tests.conftest import train_tiny_sum_model
+    from components.serving.tests.conftest import tiny_sum_card, train_tiny_sum_model
 
     path = train_tiny_sum_model(tmp_path_factory.mktemp("sum-model") / "model")
-    card = {"metrics": {}, "envelope": {"columns": ["x", "y"], "low": [0, 0], "high": [10000, 10000]}}
-    return deploy(ObjectStore(store_config), "sum", path, card, "local", model_server)
+    return deploy(ObjectStore(store_config), path, tiny_sum_card(), "local", model_server)
 
 
 @pytest.fixture(scope="session")

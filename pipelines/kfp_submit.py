@@ -117,7 +117,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     """Run `submit` or `schedule`: validate locally, compile fresh, then talk to the API server."""
     from components.images import image
-    from pipelines.cli import compile_all, compiled_path, parse_params, registry
+    from pipelines.registry import compile_all, compiled_path, registry
 
     pipelines = registry()
     if args.name not in pipelines:
@@ -126,8 +126,8 @@ def handle(args: argparse.Namespace) -> int:
     entry = pipelines[args.name]
     try:
         # In a cluster, deploy to KServe unless told otherwise.
-        defaults = ["deploy_target=kserve"] if "deploy_target" in parse_params(entry, []) else []
-        params = parse_params(entry, defaults + args.param)
+        defaults = ["deploy_target=kserve"] if "deploy_target" in entry.params([]) else []
+        params = entry.params(defaults + args.param)
         entry.validate(params)
         if args.kfp_action == "schedule":
             check_cron(args.cron)

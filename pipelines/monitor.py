@@ -5,10 +5,14 @@ when they differ it runs the sum pipeline on a range covering what was seen, and
 champion gate decides whether the new model replaces the served one.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from kfp import dsl
 
 from components.monitor.component import collect_traffic, plan_retraining
 from components.validation.component import validate_data
+from pipelines.local_run import LocalRun
 from pipelines.store_access import with_store_access
 from pipelines.sum import sum_pipeline
 
@@ -24,6 +28,18 @@ def monitor_pipeline(
     server_url: str = "http://127.0.0.1:8080",
     store_endpoint: str = "",
 ):
+    """Compare the served sum model's traffic with its training data; on drift, retrain and let the gate decide.
+
+    Args:
+        window_minutes: How far back to read the traffic log.
+        min_rows: Fewer logged rows than this: nothing is compared.
+        drift_alpha: Significance level of the checks.
+        size: Training pairs of a retraining run.
+        epochs: Training passes of a retraining run.
+        deploy_target: `kserve` (an InferenceService in the run's namespace), `local` or `none`.
+        server_url: The local model server (deploy_target `local` only).
+        store_endpoint: Object store host:port; empty uses the fuseml-object-store ConfigMap.
+    """
     collected = with_store_access(collect_traffic(
         model_name="sum", window_minutes=window_minutes, store_endpoint=store_endpoint,
     ).set_display_name("collect served traffic"))
@@ -44,31 +60,24 @@ def monitor_pipeline(
             ).set_display_name("retrain")
 
 
-def validate_params(params: dict) -> None:
-    from components.deploy.deploy import TARGETS
-
+def validate_params(params: Mapping[str, Any]) -> None:
+    """The monitor's own parameters (the shared ones are checked by pipelines.params)."""
     if not params["window_minutes"] > 0:
         raise ValueError(f"window_minutes must be positive, got {params['window_minutes']}")
     if params["min_rows"] < 2:
         raise ValueError(f"min_rows must be at least 2, got {params['min_rows']}")
     if params["size"] <= 0 or params["epochs"] <= 0:
         raise ValueError("size and epochs must be positive")
-    if not 0 < params["drift_alpha"] < 1:
-        raise ValueError(f"drift_alpha must be in (0, 1), got {params['drift_alpha']}")
-    if params["deploy_target"] not in TARGETS:
-        raise ValueError(f"deploy_target must be one of {', '.join(TARGETS)}, got {params['deploy_target']!r}")
 
 
-def summarize(params: dict, run_dir) -> str:
-    from pipelines.cli import task_outputs, validation_verdict
-
-    rows = task_outputs(run_dir, "collect-traffic").get("parameterValues", {}).get("Output", 0)
-    lines = [f"run: {run_dir}", f"traffic: {rows} logged rows in the last {params['window_minutes']:g} minutes"]
-    validation = task_outputs(run_dir, "validate-data")
-    if not validation:
+def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
+    """What the CLI prints after a monitor run: traffic seen, the verdict, and what retraining did."""
+    rows = run.output("collect-traffic") or 0
+    lines = [f"run: {run.run_dir}", f"traffic: {rows} logged rows in the last {params['window_minutes']:g} minutes"]
+    if not run.task_outputs("validate-data"):
         return "\n".join(lines + [f"fewer than {params['min_rows']} rows: nothing compared"])
-    lines.append(validation_verdict(run_dir))
-    if validation["parameterValues"]["Output"]:
+    lines.append(run.validation_verdict())
+    if run.output("validate-data"):
         return "\n".join(lines + ["no drift: no retraining"])
-    deployed = task_outputs(run_dir, "deploy-model").get("parameterValues", {}).get("Output")
+    deployed = run.output("deploy-model")
     return "\n".join(lines + [f"retrained; {'deployed version ' + deployed if deployed else 'the gate kept the champion'}"])

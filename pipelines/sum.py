@@ -1,10 +1,14 @@
 """The sum-of-two-numbers pipeline: generate, train, evaluate, and deploy only what passes."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from kfp import dsl
 
-from components.deploy.component import deploy_model
 from components.sum.component import evaluate_sum_model, generate_sum_data, train_sum_model
 from components.validation.component import validate_data
+from pipelines.gate import deploy_if_passed
+from pipelines.local_run import LocalRun
 from pipelines.store_access import with_store_access
 
 
@@ -36,6 +40,35 @@ def sum_pipeline(
     store_endpoint: str = "",
     canary_percent: int = 0,
 ):
+    """Train the article's sum network, check the data for skew, and deploy only what passes the gate.
+
+    Args:
+        recipe: Training data: `uniform` (representative) or `seed-equal-pairs` (the article's skew).
+        size: Number of training pairs.
+        low: Smallest training value of x and y.
+        high: Largest training value of x and y.
+        small_fraction: Share of training pairs spread log-uniformly over seven decades.
+        eval_recipe: Evaluation data, drawn from the serving distribution (never from training data).
+        eval_size: Number of evaluation pairs.
+        eval_low: Smallest evaluation value.
+        eval_high: Largest evaluation value.
+        eval_small_fraction: Share of evaluation pairs spread over seven decades.
+        epochs: Training passes over the data.
+        batch_size: Pairs per gradient step.
+        learning_rate: Adam's initial learning rate.
+        input_scale: Inputs are divided by this inside the network.
+        target_scale: The network's output is multiplied by this.
+        seed: Seed of the training data and the weights.
+        eval_seed: Seed of the evaluation data.
+        max_relative_mae: Gate: the largest relative MAE on evaluation data that may ship.
+        champion_tolerance: Gate: how much worse (relative) than the served model a new one may be.
+        drift_alpha: Significance level of the data-validation checks.
+        block_on_skew: Refuse to deploy when data validation finds skew.
+        deploy_target: `kserve` (an InferenceService in the run's namespace), `local` or `none`.
+        server_url: The local model server (deploy_target `local` only).
+        store_endpoint: Object store host:port; empty uses the fuseml-object-store ConfigMap.
+        canary_percent: Share of traffic a new version gets first on KServe (0: all at once).
+    """
     training_data = generate_sum_data(
         recipe=recipe, size=size, low=low, high=high, small_fraction=small_fraction, seed=seed,
     ).set_display_name("generate training data")
@@ -56,52 +89,19 @@ def sum_pipeline(
         max_relative_mae=max_relative_mae, champion_tolerance=champion_tolerance,
         data_valid=validation.outputs["Output"], block_on_skew=block_on_skew, store_endpoint=store_endpoint,
     ).set_display_name("evaluate: challenger vs champion"))
-    with dsl.If(evaluated.outputs["Output"] == True, name="gate passed"):  # noqa: E712 (a KFP condition)
-        with_store_access(deploy_model(
-            model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
-            training_data=training_data.outputs["dataset"], model_name="sum",
-            target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
-            canary_percent=canary_percent,
-        ).set_display_name("publish and deploy"))
+    deploy_if_passed(evaluated, trained, training_data.outputs["dataset"], "sum", deploy_target, server_url,
+                     store_endpoint, canary_percent)
 
 
-def validate_params(params: dict) -> None:
-    """Fail on bad parameters before any container or training starts."""
-    from components.deploy.deploy import TARGETS
-    from components.sum.data import SumDataSpec
-    from components.sum.model import SumTrainingConfig
-
-    SumDataSpec(params["recipe"], params["size"], params["low"], params["high"],
-                params["small_fraction"], params["seed"]).validate()
-    try:
-        SumDataSpec(params["eval_recipe"], params["eval_size"], params["eval_low"], params["eval_high"],
-                    params["eval_small_fraction"], params["eval_seed"]).validate()
-    except ValueError as error:
-        raise ValueError(f"evaluation data: {error}") from None
-    SumTrainingConfig(params["epochs"], params["batch_size"], params["learning_rate"],
-                      params["input_scale"], params["target_scale"], params["seed"]).validate()
-    if not params["max_relative_mae"] > 0:
-        raise ValueError(f"max_relative_mae must be positive, got {params['max_relative_mae']}")
-    if params["champion_tolerance"] < 0:
-        raise ValueError(f"champion_tolerance must be >= 0, got {params['champion_tolerance']}")
-    if not 0 < params["drift_alpha"] < 1:
-        raise ValueError(f"drift_alpha must be in (0, 1), got {params['drift_alpha']}")
-    if not 0 <= params["canary_percent"] < 100:
-        raise ValueError(f"canary_percent must be in [0, 100), got {params['canary_percent']}")
-    if params["deploy_target"] not in TARGETS:
-        raise ValueError(f"deploy_target must be one of {', '.join(TARGETS)}, got {params['deploy_target']!r}")
-
-
-def summarize(params: dict, run_dir) -> str:
+def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
     """What `make run` prints: this run's evaluation and gate, then what is served and its answers."""
     from components.serving.client import predict_v1
     from components.sum.evaluate import ARTICLE_QUERIES, QueryResult, query_table
-    from pipelines.cli import artifact_path, task_outputs, validation_verdict
 
-    report = artifact_path(run_dir, "evaluate-sum-model", "report").read_text()
-    deployed = task_outputs(run_dir, "deploy-model").get("parameterValues", {}).get("Output")
-    lines = [f"run: {run_dir}", "", validation_verdict(run_dir),
-             f"(plots: {artifact_path(run_dir, 'validate-data', 'report')})", "", report,
+    report = run.artifact_path("evaluate-sum-model", "report").read_text()
+    deployed = run.output("deploy-model")
+    lines = [f"run: {run.run_dir}", "", run.validation_verdict(),
+             f"(plots: {run.artifact_path('validate-data', 'report')})", "", report,
              f"deployed: version {deployed}" if deployed else "deployed: nothing (the previous model keeps serving)"]
     url = params["server_url"]
     try:

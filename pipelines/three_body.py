@@ -1,19 +1,16 @@
 """The three-body pipeline: simulate Breen's setup, learn it, check it beats the integrator, deploy."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from kfp import dsl
 
-from components.deploy.component import deploy_model
 from components.three_body.component import evaluate_three_body_model, simulate_three_body, train_three_body_model
+from components.three_body.spec import LOCAL
 from components.validation.component import validate_data
+from pipelines.gate import deploy_if_passed
+from pipelines.local_run import LocalRun
 from pipelines.store_access import with_store_access
-
-LOCAL = {"simulations": 160, "validation_fraction": 0.1, "epochs": 40, "batch_size": 500, "learning_rate": 0.001}
-PRESETS = {
-    "local": LOCAL,
-    # Breen et al. (2020): 9,900 training and 100 validation simulations, batches of 5000, Adam 5e-4.
-    "paper": {"simulations": 10_000, "validation_fraction": 0.01, "epochs": 1000, "batch_size": 5000,
-              "learning_rate": 0.0005},
-}
 
 
 @dsl.pipeline(name="three-body", description="Breen et al. (2020): a network in place of a three-body integrator.")
@@ -35,6 +32,26 @@ def three_body_pipeline(
     store_endpoint: str = "",
     canary_percent: int = 0,
 ):
+    """Simulate Breen's three-body setup, train the network that replaces the integrator, deploy if it passes.
+
+    Args:
+        simulations: Initial conditions to simulate (Breen: 10,000).
+        t_max: Simulated time, at most 10 (Breen's best network: 3.9).
+        validation_fraction: Share of converged simulations held out for evaluation.
+        hidden_layers: Hidden Dense layers (Breen: 10).
+        units: Units per hidden layer (Breen: 128).
+        learning_rate: Adam's learning rate.
+        batch_size: Rows per gradient step.
+        epochs: Training passes over the data.
+        seed: Seed of the initial conditions, the split and the weights.
+        max_mae: Gate: the largest held-out MAE that may ship.
+        champion_tolerance: Gate: how much worse (relative) than the served model a new one may be.
+        drift_alpha: Significance level of the data-validation checks.
+        deploy_target: `kserve` (an InferenceService in the run's namespace), `local` or `none`.
+        server_url: The local model server (deploy_target `local` only).
+        store_endpoint: Object store host:port; empty uses the fuseml-object-store ConfigMap.
+        canary_percent: Share of traffic a new version gets first on KServe (0: all at once).
+    """
     simulated = simulate_three_body(
         simulations=simulations, t_max=t_max, validation_fraction=validation_fraction, seed=seed,
     ).set_display_name("simulate trajectories")
@@ -50,46 +67,19 @@ def three_body_pipeline(
         model=trained.outputs["model"], validation=simulated.outputs["validation"], t_max=t_max,
         max_mae=max_mae, champion_tolerance=champion_tolerance, store_endpoint=store_endpoint,
     ).set_display_name("evaluate: accuracy, speed, champion"))
-    with dsl.If(evaluated.outputs["Output"] == True, name="gate passed"):  # noqa: E712 (a KFP condition)
-        with_store_access(deploy_model(
-            model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
-            training_data=simulated.outputs["training"], model_name="three-body",
-            target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
-            canary_percent=canary_percent,
-        ).set_display_name("publish and deploy"))
+    deploy_if_passed(evaluated, trained, simulated.outputs["training"], "three-body", deploy_target, server_url,
+                     store_endpoint, canary_percent)
 
 
-def validate_params(params: dict) -> None:
-    from components.deploy.deploy import TARGETS
-    from components.three_body.model import ThreeBodyTrainingConfig
-    from components.three_body.simulate import time_grid
-
-    if params["simulations"] < 2:
-        raise ValueError(f"simulations must be at least 2, got {params['simulations']}")
-    time_grid(params["t_max"])
-    if not 0 < params["validation_fraction"] < 1:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {params['validation_fraction']}")
-    ThreeBodyTrainingConfig(params["hidden_layers"], params["units"], params["learning_rate"],
-                            params["batch_size"], params["epochs"], params["seed"]).validate()
-    if not params["max_mae"] > 0:
-        raise ValueError(f"max_mae must be positive, got {params['max_mae']}")
-    if params["champion_tolerance"] < 0:
-        raise ValueError(f"champion_tolerance must be >= 0, got {params['champion_tolerance']}")
-    if not 0 <= params["canary_percent"] < 100:
-        raise ValueError(f"canary_percent must be in [0, 100), got {params['canary_percent']}")
-    if params["deploy_target"] not in TARGETS:
-        raise ValueError(f"deploy_target must be one of {', '.join(TARGETS)}, got {params['deploy_target']!r}")
-
-
-def summarize(params: dict, run_dir) -> str:
+def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
+    """What `make run` prints: simulation, accuracy, speed, the gate, and the served model's answer."""
     from components.serving.client import predict_v1
-    from pipelines.cli import artifact_metadata, artifact_path, task_outputs, validation_verdict
 
-    simulated = artifact_metadata(run_dir, "simulate-three-body", "statistics")
-    metrics = artifact_metadata(run_dir, "evaluate-three-body-model", "metrics")
-    report = artifact_path(run_dir, "evaluate-three-body-model", "report")
-    deployed = task_outputs(run_dir, "deploy-model").get("parameterValues", {}).get("Output")
-    lines = [f"run: {run_dir}", validation_verdict(run_dir),
+    simulated = run.artifact_metadata("simulate-three-body", "statistics")
+    metrics = run.artifact_metadata("evaluate-three-body-model", "metrics")
+    report = run.artifact_path("evaluate-three-body-model", "report")
+    deployed = run.output("deploy-model")
+    lines = [f"run: {run.run_dir}", run.validation_verdict(),
              f"simulations: {simulated['converged']:.0f}/{simulated['simulations']:.0f} converged, "
              f"{simulated['dropped']:.0f} dropped",
              f"held-out MAE: {metrics['mae']:.4f} (per simulation: median {metrics['simulation_mae_median']:.4f}, "

@@ -2,47 +2,40 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
-import os
-from importlib import metadata
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from components.deploy.local_server import DeployError, load_version
+from components.contract import ModelCard
+from components.deploy.repository_client import DeployError, load_version
+from components.registry import model_spec
 from components.store.model_registry import MODEL_BUCKET, publish_model, serving_version, set_serving_version
 from components.store.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 
 TARGETS = ("local", "kserve", "none")
-# A request each model must answer after a cluster rollout before it is kept.
-SMOKE_INSTANCES = {"sum": [[1.0, 2.0], [1000.0, 4.0]], "three-body": [[0.5, -0.2, 0.5]]}
 DATASET_BUCKET = "datasets"
-
-
-def code_version() -> str:
-    """Package version plus the commit the images or the Makefile record in CODE_VERSION."""
-    package = metadata.version("fuseml-kfp-reference")
-    commit = os.environ.get("CODE_VERSION", "")
-    return f"{package}+{commit}" if commit else package
 
 
 def deploy(
     store: ObjectStore,
-    name: str,
     model_dir: Path,
-    card: dict[str, Any],
+    card: ModelCard,
     target: str,
     server_url: str,
     training_data: Path | None = None,
     canary_percent: int = 0,
 ) -> str:
-    """Publish, record as serving, and have the target load it; on failure restore the record.
+    """Publish `card.model_name`, record it as serving, and have the target load it; on failure
+    restore the record.
 
     The training data go to the store too (content-addressed), so that monitoring can later
     compare served traffic with exactly what the model learnt from.
     """
+    name = card.model_name
     if target not in TARGETS:
         raise ValueError(f"unknown deploy target {target!r}: choose one of {', '.join(TARGETS)}")
     store.ensure_bucket(MODEL_BUCKET)
@@ -52,9 +45,9 @@ def deploy(
         store.ensure_bucket(DATASET_BUCKET)
         if key not in store.list_keys(DATASET_BUCKET, f"{name}/"):
             store.put_file(DATASET_BUCKET, key, training_data)
-        card = {**card, "training_data_uri": f"s3://{DATASET_BUCKET}/{key}"}
+        card = dataclasses.replace(card, training_data_uri=f"s3://{DATASET_BUCKET}/{key}")
     previous = serving_version(store, name)
-    version = publish_model(store, name, model_dir, {**card, "replaced": previous, "code_version": code_version()})
+    version = publish_model(store, model_dir, dataclasses.replace(card, replaced=previous))
     set_serving_version(store, name, version, replaced=previous)
 
     def restore_record() -> None:
@@ -73,7 +66,7 @@ def deploy(
     return version
 
 
-def _roll_out_on_kserve(name: str, version: str, canary_percent: int, restore_record) -> None:
+def _roll_out_on_kserve(name: str, version: str, canary_percent: int, restore_record: Callable[[], None]) -> None:
     """Create or replace the InferenceService; promote, or roll back and restore the record."""
     from kserve.utils.utils import get_default_target_namespace
 
@@ -88,10 +81,10 @@ def _roll_out_on_kserve(name: str, version: str, canary_percent: int, restore_re
     from components.images import image
 
     isvc = build_inference_service(
-        name, get_default_target_namespace(), f"s3://{MODEL_BUCKET}/{name}", SERVICE_ACCOUNT, "predictor",
+        name, get_default_target_namespace(), f"s3://{MODEL_BUCKET}/{name}", SERVICE_ACCOUNT,
         image("predictor"), canary_percent or None, default_resources(), model_version=version)
     outcome = deploy_to_cluster(KServeInferenceServices(), isvc, timeout=600.0,
-                                smoke_test=v1_smoke_test(name, SMOKE_INSTANCES[name]),
+                                smoke_test=v1_smoke_test(name, [list(row) for row in model_spec(name).smoke_rows]),
                                 before_rollback=restore_record)
     if not outcome.serving_new:
         raise DeployError(f"{name} {version}: {outcome.action}: {outcome.detail}")

@@ -22,8 +22,6 @@ from kserve import (
     KServeClient,
     V1beta1InferenceService,
     V1beta1InferenceServiceSpec,
-    V1beta1ModelFormat,
-    V1beta1ModelSpec,
     V1beta1PredictorSpec,
     constants,
 )
@@ -36,7 +34,6 @@ from components.store.object_store import ACCESS_KEY_VAR, ENDPOINT_VAR, SECRET_K
 
 log = logging.getLogger(__name__)
 
-Runtime = Literal["predictor", "tensorflow"]
 Action = Literal["created", "replaced", "promoted", "rolled-back", "failed"]
 
 # Names shared with manifests/base: the KServe S3 secret, the endpoint ConfigMap, the ServiceAccount.
@@ -86,17 +83,15 @@ def build_inference_service(
     namespace: str,
     storage_uri: str,
     service_account: str,
-    runtime: Runtime,
     predictor_image: str,
     canary_percent: int | None,
     resources: k8s.V1ResourceRequirements,
     model_version: str | None = None,
 ) -> V1beta1InferenceService:
-    """The InferenceService for one model.
+    """The InferenceService for one model, served by the project's predictor image.
 
-    `predictor` runs the project's server, which follows `s3://models/<name>/serving.json`, so
-    `storage_uri` must be that prefix; `tensorflow` is KServe's TF Serving runtime (V1 only),
-    which loads the highest numeric version folder under `storage_uri`. `model_version` goes
+    The server follows `s3://models/<name>/serving.json`, so `storage_uri` must be that
+    prefix. `model_version` goes
     into a predictor annotation: a changed pod template is what makes Knative roll a new
     revision, without which a canary has nothing to split traffic with.
     """
@@ -108,33 +103,20 @@ def build_inference_service(
         raise ValueError("resources need both requests and limits")
     if not storage_uri.startswith("s3://"):
         raise ValueError(f"storage_uri must be an s3:// URI, got {storage_uri!r}")
-    security = hardened_security_context()
-    if runtime == "predictor":
-        expected = f"s3://{MODEL_BUCKET}/{name}"
-        if storage_uri.rstrip("/") != expected:
-            raise ValueError(f"the project's server reads {expected}/serving.json; storage_uri {storage_uri!r} "
-                             "would be ignored")
-        predictor = V1beta1PredictorSpec(containers=[k8s.V1Container(
-            name=CONTAINER_NAME,
-            image=predictor_image,
-            command=["python", "-m", "components.serving", "--models", name, "--cache-dir", "/tmp/model-cache"],
-            env=store_env(),
-            ports=[k8s.V1ContainerPort(container_port=8080, name="http1", protocol="TCP")],
-            readiness_probe=k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path=f"/v1/models/{name}", port=8080)),
-            resources=resources,
-            security_context=security,
-        )])
-    elif runtime == "tensorflow":
-        predictor = V1beta1PredictorSpec(model=V1beta1ModelSpec(
-            name=CONTAINER_NAME,
-            model_format=V1beta1ModelFormat(name="tensorflow"),
-            protocol_version="v1",
-            storage_uri=storage_uri,
-            resources=resources,
-            security_context=security,
-        ))
-    else:
-        raise ValueError(f"unknown runtime {runtime!r}: choose predictor or tensorflow")
+    expected = f"s3://{MODEL_BUCKET}/{name}"
+    if storage_uri.rstrip("/") != expected:
+        raise ValueError(f"the project's server reads {expected}/serving.json; storage_uri {storage_uri!r} "
+                         "would be ignored")
+    predictor = V1beta1PredictorSpec(containers=[k8s.V1Container(
+        name=CONTAINER_NAME,
+        image=predictor_image,
+        command=["python", "-m", "components.serving", "--models", name, "--cache-dir", "/tmp/model-cache"],
+        env=store_env(),
+        ports=[k8s.V1ContainerPort(container_port=8080, name="http1", protocol="TCP")],
+        readiness_probe=k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path=f"/v1/models/{name}", port=8080)),
+        resources=resources,
+        security_context=hardened_security_context(),
+    )])
     predictor.service_account_name = service_account
     predictor.canary_traffic_percent = canary_percent
     if model_version:

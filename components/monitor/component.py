@@ -13,7 +13,15 @@ def collect_traffic(
     model_name: str, window_minutes: float, store_endpoint: str, training_data: Output[Dataset],
     traffic: Output[Dataset],
 ) -> int:
-    """Fetch the served version's training inputs and its logged traffic; returns the traffic rows."""
+    """Fetch the served version's training inputs and its logged traffic; returns the traffic rows.
+
+    Args:
+        model_name: The served model to monitor.
+        window_minutes: How far back to read the traffic log.
+        store_endpoint: Object store host:port; empty means the MINIO_ENDPOINT of the pod.
+        training_data: The inputs the served version was trained on.
+        traffic: The inputs it was asked in the window.
+    """
     import datetime as dt
 
     import numpy as np
@@ -38,7 +46,12 @@ def collect_traffic(
 def plan_retraining(
     training_data: Input[Dataset], traffic: Input[Dataset],
 ) -> NamedTuple("RetrainingPlan", [("low", float), ("high", float), ("input_scale", float), ("target_scale", float)]):
-    """A training range covering everything seen, and the scaling that goes with it."""
+    """A training range covering everything seen, and the scaling that goes with it.
+
+    Args:
+        training_data: The inputs the served version was trained on.
+        traffic: The inputs it was asked.
+    """
     from collections import namedtuple
 
     import numpy as np

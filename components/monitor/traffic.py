@@ -26,7 +26,7 @@ def collect(store: ObjectStore, model: str, window: dt.timedelta, now: dt.dateti
     version = serving_version(store, model)
     if version is None:
         raise LookupError(f"no {model} model is served: nothing to monitor")
-    uri = read_card(store, model, version).get("training_data_uri")
+    uri = read_card(store, model, version).training_data_uri
     if not uri:
         raise LookupError(f"{model} version {version} has no training_data_uri in its model card")
     bucket, _, key = uri.removeprefix("s3://").partition("/")

@@ -25,35 +25,21 @@ from kserve.errors import InvalidInput, ModelNotReady
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-
 from prometheus_client import Counter
 
+from components.contract import Envelope, ModelCard, ModelSpec, Predictor
+from components.registry import model_specs
 from components.serving import guards, v2_encoding
 from components.serving.batching import MicroBatcher
 from components.serving.checks import rows_v1, rows_v2
-from components.serving.envelope import Envelope
 from components.serving.traffic_log import TrafficLogger, TrafficRecord
 from components.store.model_registry import CARD_FILE, MODEL_BUCKET, download_model, serving_version
 from components.store.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 
-Predictor = Callable[[np.ndarray], np.ndarray]
-
 ROWS = Counter("fuseml_predicted_rows", "Rows predicted", ["model"])
 ROWS_OUTSIDE = Counter("fuseml_out_of_envelope_rows", "Rows outside the model's training envelope", ["model"])
-
-
-@dataclass(frozen=True)
-class ServedModelSpec:
-    """What the server needs to know about one learning problem's model."""
-
-    name: str
-    input_name: str
-    input_columns: tuple[str, ...]
-    output_name: str
-    output_columns: tuple[str, ...]
-    load: Callable[[Path], Predictor]
 
 
 @dataclass(frozen=True)
@@ -63,26 +49,12 @@ class ActiveVersion:
     envelope: Envelope | None
 
 
-def sum_spec() -> ServedModelSpec:
-    from components.sum.model import load_predictor
-
-    return ServedModelSpec("sum", "pairs", ("x", "y"), "sum", ("sum",), load_predictor)
-
-
-def three_body_spec() -> ServedModelSpec:
-    from components.three_body.model import load_predictor
-
-    return ServedModelSpec("three-body", "queries", ("t", "x2x", "x2y"), "positions",
-                           ("x1x", "x1y", "x2x", "x2y", "x3x", "x3y"), load_predictor)
-
-
-def registered_specs() -> dict[str, ServedModelSpec]:
-    specs = [sum_spec(), three_body_spec()]
-    return {spec.name: spec for spec in specs}
+def registered_specs() -> dict[str, ModelSpec]:
+    return model_specs()
 
 
 class StoreBackedModel(Model):
-    def __init__(self, spec: ServedModelSpec, store: ObjectStore, cache_dir: Path,
+    def __init__(self, spec: ModelSpec, store: ObjectStore, cache_dir: Path,
                  traffic: TrafficLogger | None = None) -> None:
         super().__init__(spec.name)
         self.spec = spec
@@ -102,8 +74,8 @@ class StoreBackedModel(Model):
             return True
         path = download_model(self.store, self.name, version, self.cache_dir)
         predict = self.spec.load(path)
-        card = json.loads((path / CARD_FILE).read_text())
-        self.active = ActiveVersion(version, predict, Envelope.from_card(card))
+        card = ModelCard.from_dict(json.loads((path / CARD_FILE).read_text()))
+        self.active = ActiveVersion(version, predict, card.envelope)
         self.ready = True
         log.info("model %s: serving version %s", self.name, version)
         return True

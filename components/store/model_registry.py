@@ -8,13 +8,14 @@ reader never sees a half-uploaded model: versions without a card do not exist fo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
 
+from components.contract import ModelCard
 from components.store.object_store import ObjectStore
 
 MODEL_BUCKET = "models"
@@ -46,8 +47,8 @@ def complete_versions(store: ObjectStore, name: str, bucket: str = MODEL_BUCKET)
     return sorted(versions, key=int)
 
 
-def read_card(store: ObjectStore, name: str, version: str, bucket: str = MODEL_BUCKET) -> dict[str, Any]:
-    return json.loads(store.get_bytes(bucket, f"{name}/{version}/{CARD_FILE}"))
+def read_card(store: ObjectStore, name: str, version: str, bucket: str = MODEL_BUCKET) -> ModelCard:
+    return ModelCard.from_dict(json.loads(store.get_bytes(bucket, f"{name}/{version}/{CARD_FILE}")))
 
 
 def _new_version(taken: set[str], now: dt.datetime) -> str:
@@ -60,33 +61,29 @@ def _new_version(taken: set[str], now: dt.datetime) -> str:
 
 def publish_model(
     store: ObjectStore,
-    name: str,
     model_dir: Path,
-    card: dict[str, Any],
+    card: ModelCard,
     bucket: str = MODEL_BUCKET,
     now: dt.datetime | None = None,
 ) -> str:
-    """Upload a model directory as a new version and return it (or the existing identical one)."""
+    """Upload a model directory as a new version of `card.model_name` and return it (or the
+    existing identical one)."""
+    name = card.model_name
     if not (model_dir / "saved_model.pb").is_file():
         raise ValueError(f"{model_dir} is not a SavedModel directory (no saved_model.pb)")
     store.ensure_bucket(bucket)
     digest = directory_digest(model_dir)
     for version in complete_versions(store, name, bucket):
-        if read_card(store, name, version, bucket).get("artifact_digest") == digest:
+        if read_card(store, name, version, bucket).artifact_digest == digest:
             return version
     now = now or dt.datetime.now(dt.timezone.utc)
     version = _new_version(_version_prefixes(store, name, bucket), now)
     for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
         store.put_file(bucket, f"{name}/{version}/{file.relative_to(model_dir).as_posix()}", file)
-    full_card = {
-        **card,
-        "model_name": name,
-        "version": version,
-        "artifact_digest": digest,
-        "published_at": now.isoformat(timespec="seconds"),
-        "storage_uri": f"s3://{bucket}/{name}/{version}",
-    }
-    store.put_bytes(bucket, f"{name}/{version}/{CARD_FILE}", json.dumps(full_card, indent=2).encode(),
+    full_card = dataclasses.replace(card, version=version, artifact_digest=digest,
+                                    published_at=now.isoformat(timespec="seconds"),
+                                    storage_uri=f"s3://{bucket}/{name}/{version}")
+    store.put_bytes(bucket, f"{name}/{version}/{CARD_FILE}", json.dumps(full_card.to_dict(), indent=2).encode(),
                     content_type="application/json")
     return version
 

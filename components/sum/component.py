@@ -11,7 +11,18 @@ def generate_sum_data(
     recipe: str, size: int, low: float, high: float, small_fraction: float, seed: int,
     dataset: Output[Dataset], statistics: Output[Metrics],
 ):
-    """Generate pairs and their sums, with the statistics that would reveal a skewed recipe."""
+    """Generate pairs and their sums, with the statistics that would reveal a skewed recipe.
+
+    Args:
+        recipe: `uniform` (representative pairs) or `seed-equal-pairs` (the article's skewed data).
+        size: Number of pairs (the article's recipe has a fixed size and ignores it).
+        low: Smallest value of x and y for the uniform recipe.
+        high: Largest value of x and y for the uniform recipe.
+        small_fraction: Share of pairs drawn log-uniformly over seven decades, so 4 + 5 is learnt.
+        seed: Random seed; the same seed gives the same data.
+        dataset: The pairs and their sums (npz: inputs, targets).
+        statistics: Per-feature summary and the x-y correlation, shown in the UI.
+    """
     from pathlib import Path
 
     from components.sum import data
@@ -28,23 +39,32 @@ def train_sum_model(
     dataset: Input[Dataset], epochs: int, batch_size: int, learning_rate: float,
     input_scale: float, target_scale: float, seed: int, model: Output[Model],
 ):
-    """Train the article's network and export it as a SavedModel."""
+    """Train the article's network and export it as a SavedModel with its model card.
+
+    Args:
+        dataset: Training pairs from `generate_sum_data`.
+        epochs: Passes over the data.
+        batch_size: Pairs per gradient step.
+        learning_rate: Adam's initial learning rate (cosine decay to 1 % of it).
+        input_scale: Inputs are divided by this before the network (baked into the export).
+        target_scale: Targets are divided by this in training; answers are multiplied back.
+        seed: Random seed of the weights and the shuffling.
+        model: The SavedModel; its metadata holds the model card (schema, envelope, data hash).
+    """
     from pathlib import Path
 
-    from components.saved_model import export
-    from components.serving.envelope import Envelope
+    from components.contract import ModelCard
     from components.sum import data
     from components.sum.model import SumTrainingConfig, train
+    from components.sum.spec import SPEC
+    from components.training import epoch_printer, save_trained
 
     config = SumTrainingConfig(epochs, batch_size, learning_rate, input_scale, target_scale, seed)
     inputs, targets = data.load(Path(dataset.path))
-    every = max(1, epochs // 10)
-    trained = train(inputs, targets, config, on_epoch=lambda epoch, loss: print(
-        f"epoch {epoch}/{epochs} loss {loss:.3e}", flush=True) if epoch % every == 0 or epoch == epochs else None)
-    export(trained, Path(model.path))
-    model.metadata.update({"training": config.as_dict(), "data_sha256": dataset.metadata.get("sha256", ""),
-                           "data_recipe": dataset.metadata.get("recipe", ""),
-                           "envelope": Envelope.of(data.FEATURES, inputs).as_dict()})
+    trained = train(inputs, targets, config, on_epoch=epoch_printer(epochs))
+    card = ModelCard.for_training(SPEC, inputs, config.as_dict(), dataset.metadata.get("sha256", ""),
+                                  dataset.metadata.get("recipe", ""))
+    save_trained(trained, Path(model.path), card, model.metadata)
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
@@ -52,7 +72,19 @@ def evaluate_sum_model(
     model: Input[Model], eval_dataset: Input[Dataset], max_relative_mae: float, champion_tolerance: float,
     data_valid: bool, block_on_skew: bool, store_endpoint: str, metrics: Output[Metrics], report: Output[Markdown],
 ) -> bool:
-    """Score challenger and champion on the same serving-distribution data; True if it may ship."""
+    """Score challenger and champion on the same serving-distribution data; True if it may ship.
+
+    Args:
+        model: The newly trained model (the challenger).
+        eval_dataset: Held-out pairs from the serving distribution.
+        max_relative_mae: The challenger's relative MAE must not exceed this.
+        champion_tolerance: How much worse (relative) than the served model the challenger may be.
+        data_valid: The data-validation verdict (False: skew or drift found).
+        block_on_skew: Refuse to ship when data validation found skew.
+        store_endpoint: Object store host:port; empty means the MINIO_ENDPOINT of the pod.
+        metrics: Challenger and champion scores and the gate's verdict.
+        report: The decision, the scores and the article's seven queries.
+    """
     import dataclasses
     import tempfile
     from pathlib import Path

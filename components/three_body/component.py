@@ -11,7 +11,18 @@ def simulate_three_body(
     simulations: int, t_max: float, validation_fraction: float, seed: int,
     training: Output[Dataset], validation: Output[Dataset], statistics: Output[Metrics],
 ):
-    """Simulate Breen's setup, drop (and count) runs that did not converge, split by simulation."""
+    """Simulate Breen's setup, drop (and count) runs that did not converge, split by simulation.
+
+    Args:
+        simulations: Number of initial conditions drawn in Breen's region.
+        t_max: Simulated time (at most 10); positions every 1/256.
+        validation_fraction: Share of the converged simulations held out for evaluation.
+        seed: Random seed of the initial conditions and the split.
+        training: Rows (t, x2x, x2y) -> (x1, x2) of the training simulations.
+        validation: The same for the held-out simulations.
+        statistics: Simulated, converged and dropped counts and the energy error.
+    """
+    import hashlib
     from pathlib import Path
 
     from components.three_body import dataset
@@ -22,6 +33,7 @@ def simulate_three_body(
     rows = dataset.to_rows(result, x2)
     train_ids, validation_ids = dataset.split_by_simulation(rows.simulation, validation_fraction, seed)
     dataset.save(Path(training.path), rows.subset(train_ids))
+    training.metadata["sha256"] = hashlib.sha256(Path(training.path).read_bytes()).hexdigest()
     dataset.save(Path(validation.path), rows.subset(validation_ids))
     converged = int(result.converged.sum())
     for key, value in {"simulations": simulations, "converged": converged, "dropped": simulations - converged,
@@ -36,22 +48,31 @@ def train_three_body_model(
     dataset: Input[Dataset], hidden_layers: int, units: int, learning_rate: float, batch_size: int,
     epochs: int, seed: int, model: Output[Model],
 ):
-    """Train Breen's network on (t, x2(0)) -> (x1, x2) and export it with x3 appended."""
+    """Train Breen's network on (t, x2(0)) -> (x1, x2) and export it with x3 appended and its card.
+
+    Args:
+        dataset: Training rows from `simulate_three_body`.
+        hidden_layers: Number of hidden Dense layers (Breen: 10).
+        units: Units per hidden layer (Breen: 128).
+        learning_rate: Adam's learning rate.
+        batch_size: Rows per gradient step.
+        epochs: Passes over the data.
+        seed: Random seed of the weights and the shuffling.
+        model: The SavedModel; its metadata holds the model card (schema, envelope, data hash).
+    """
     from pathlib import Path
 
-    from components.saved_model import export
-    from components.serving.envelope import Envelope
+    from components.contract import ModelCard
     from components.three_body import dataset as rows_io
     from components.three_body.model import ThreeBodyTrainingConfig, train
+    from components.three_body.spec import SPEC
+    from components.training import epoch_printer, save_trained
 
     config = ThreeBodyTrainingConfig(hidden_layers, units, learning_rate, batch_size, epochs, seed)
     rows = rows_io.load(Path(dataset.path))
-    every = max(1, epochs // 10)
-    trained = train(rows.inputs, rows.targets, config, on_epoch=lambda epoch, loss: print(
-        f"epoch {epoch}/{epochs} MAE {loss:.4f}", flush=True) if epoch % every == 0 or epoch == epochs else None)
-    export(trained, Path(model.path))
-    model.metadata.update({"training": config.as_dict(),
-                           "envelope": Envelope.of(rows_io.INPUT_COLUMNS, rows.inputs).as_dict()})
+    trained = train(rows.inputs, rows.targets, config, on_epoch=epoch_printer(epochs, "MAE"))
+    card = ModelCard.for_training(SPEC, rows.inputs, config.as_dict(), dataset.metadata.get("sha256", ""))
+    save_trained(trained, Path(model.path), card, model.metadata)
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
@@ -59,7 +80,18 @@ def evaluate_three_body_model(
     model: Input[Model], validation: Input[Dataset], t_max: float, max_mae: float, champion_tolerance: float,
     store_endpoint: str, metrics: Output[Metrics], report: Output[HTML],
 ) -> bool:
-    """Accuracy and speed on held-out simulations, against the champion; True if it may ship."""
+    """Accuracy and speed on held-out simulations, against the champion; True if it may ship.
+
+    Args:
+        model: The newly trained model (the challenger).
+        validation: Rows of the held-out simulations.
+        t_max: Simulated time of the rows (sets the report's time windows).
+        max_mae: The challenger's held-out MAE must not exceed this.
+        champion_tolerance: How much worse (relative) than the served model the challenger may be.
+        store_endpoint: Object store host:port; empty means the MINIO_ENDPOINT of the pod.
+        metrics: MAE overall, by time window and per simulation, speed, and the gate's verdict.
+        report: HTML with trajectory plots and the decision.
+    """
     import tempfile
     from pathlib import Path
 

@@ -14,7 +14,6 @@ import numpy as np
 from components.three_body.simulate import SimulationResult
 
 INPUT_COLUMNS = ("t", "x2x", "x2y")
-TARGET_COLUMNS = ("x1x", "x1y", "x2x", "x2y")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import yaml
 
-from pipelines import cli
+from pipelines import registry as cli
 from pipelines.store_access import STORE_SECRET
 
 STORE_TASKS = {"sum": {"evaluate-sum-model", "deploy-model"},

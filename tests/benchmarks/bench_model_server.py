@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from components.deploy.deploy import deploy
+    from components.serving.tests.conftest import tiny_sum_card
     from components.store.local_store import free_store_port, start_local_store, wait_until_ready
     from components.store.object_store import ObjectStore, StoreConfig, StoreError
 
@@ -276,8 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             urls[name] = f"http://127.0.0.1:{port}"
             processes.append(start_server(command(port), urls[name], work / f"{name}.log", env, server_cores))
             pids[name] = processes[-1].pid
-        card = {"metrics": {}, "envelope": {"columns": ["x", "y"], "low": [0, 0], "high": [10000, 10000]}}
-        deploy(ObjectStore(config), "sum", model_dir, card, "local", urls["project"])
+        deploy(ObjectStore(config), model_dir, tiny_sum_card(), "local", urls["project"])
         for protocol in protocols:
             for rows in row_counts:
                 print(f"  {protocol} {rows:4d} rows/request, {args.clients} clients, {args.seconds:.0f} s per server "

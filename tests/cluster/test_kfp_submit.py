@@ -16,7 +16,7 @@ from pathlib import Path
 import kfp_server_api
 import pytest
 
-from pipelines import cli
+from pipelines import registry as pipeline_registry
 from pipelines.kfp_submit import add_cli, handle, make_client, package_digest, schedule, submit
 from tests.cluster.kfp_contract_server import KfpContractServer
 
@@ -27,13 +27,13 @@ NAMESPACE = "kubeflow-user-example-com"
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    (path,) = cli.compile_all(["sum"], out_dir=tmp_path_factory.mktemp("compiled"))
+    (path,) = pipeline_registry.compile_all(["sum"], out_dir=tmp_path_factory.mktemp("compiled"))
     return path
 
 
 @pytest.fixture
 def params() -> dict:
-    return cli.parse_params(cli.registry()["sum"], ["epochs=3", "seed=7"])
+    return pipeline_registry.registry()["sum"].params(["epochs=3", "seed=7"])
 
 
 @pytest.fixture
@@ -184,8 +184,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @pytest.fixture
 def compiled_in_tmp(monkeypatch: pytest.MonkeyPatch, package: Path) -> Path:
     """Keep the CLI from rewriting pipelines/compiled/ in the working tree."""
-    monkeypatch.setattr(cli, "compile_all", lambda names: [package])
-    monkeypatch.setattr(cli, "compiled_path", lambda name: package)
+    monkeypatch.setattr(pipeline_registry, "compile_all", lambda names: [package])
+    monkeypatch.setattr(pipeline_registry, "compiled_path", lambda name: package)
     return package
 
 

@@ -280,6 +280,6 @@ def test_the_inference_services_are_what_the_deploy_step_builds(monkeypatch) -> 
     from components.images import image
 
     for name, isvc in by_kind(build("base"), "InferenceService").items():
-        built = build_inference_service(name, "kubeflow", f"s3://models/{name}", SERVICE_ACCOUNT, "predictor",
+        built = build_inference_service(name, "kubeflow", f"s3://models/{name}", SERVICE_ACCOUNT,
                                         image("predictor"), None, default_resources())
         assert isvc["spec"] == ApiClient().sanitize_for_serialization(built)["spec"], name

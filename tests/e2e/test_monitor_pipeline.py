@@ -7,14 +7,18 @@ import time
 import numpy as np
 import pytest
 
+from components.contract import ModelCard
 from components.deploy.deploy import deploy
-from components.deploy.local_server import served_version
+from components.deploy.repository_client import served_version
+from components.registry import model_spec
 from components.saved_model import export
 from components.serving.client import predict_v1
 from components.serving.traffic_log import read_traffic
 from components.store.model_registry import read_card
 from components.sum import data
 from components.sum.model import SumTrainingConfig, train
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
@@ -23,8 +27,8 @@ def skew_trained_sum_served(store, model_server, tmp_path):
     inputs, targets = data.generate(data.SumDataSpec(recipe="seed-equal-pairs"))
     data.save(tmp_path / "train.npz", inputs, targets)
     export(train(inputs, targets, SumTrainingConfig(epochs=3)), tmp_path / "model")
-    return deploy(store, "sum", tmp_path / "model", {"data_recipe": "seed-equal-pairs"}, "local", model_server,
-                  tmp_path / "train.npz")
+    card = ModelCard.for_training(model_spec("sum"), inputs, {}, data_recipe="seed-equal-pairs")
+    return deploy(store, tmp_path / "model", card, "local", model_server, tmp_path / "train.npz")
 
 
 def test_monitor_detects_skew_and_drift_then_retrains_a_better_model(store, model_server, skew_trained_sum_served):
@@ -48,7 +52,7 @@ def test_monitor_detects_skew_and_drift_then_retrains_a_better_model(store, mode
 
     new_version = served_version(model_server, "sum")
     assert new_version != skew_trained_sum_served
-    assert read_card(store, "sum", new_version)["replaced"] == skew_trained_sum_served
+    assert read_card(store, "sum", new_version).replaced == skew_trained_sum_served
     queries = [[1_000_000, 4], [4, 1_000_000], [500_000, 250_000], [2000, 3000]]
     answers = predict_v1(model_server, "sum", queries)["predictions"]
     for (x, y), answer in zip(queries, answers):

@@ -6,17 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from components.deploy.local_server import served_version
+from components.deploy.repository_client import served_version
 from components.serving.client import infer_v2, predict_v1
 from components.store.model_registry import complete_versions, read_card
 from pipelines import cli
+from pipelines.registry import registry
+
+pytestmark = pytest.mark.integration
 
 SMALL = ["size=4000", "eval_size=1000", "epochs=12", "max_relative_mae=0.02"]
 
 
 def run(model_server, overrides):
-    params = cli.parse_params(cli.registry()["sum"], overrides + [f"server_url={model_server}"])
-    cli.registry()["sum"].validate(params)
+    params = registry()["sum"].params(overrides + [f"server_url={model_server}"])
+    registry()["sum"].validate(params)
     return params, cli.run_locally("sum", params)
 
 
@@ -38,28 +41,28 @@ def test_bad_parameters_fail_before_any_work(param, message, store, tmp_path):
 
 
 def test_sum_pipeline_deploys_a_good_model_and_refuses_a_skewed_one(store, model_server):
-    params, run_dir = run(model_server, SMALL + ["seed=11"])
-    version = cli.task_outputs(run_dir, "deploy-model")["parameterValues"]["Output"]
+    params, sum_run = run(model_server, SMALL + ["seed=11"])
+    version = sum_run.task_outputs("deploy-model")["parameterValues"]["Output"]
     assert served_version(model_server, "sum") == version
     card = read_card(store, "sum", version)
-    assert card["data_recipe"] == "uniform" and card["metrics"]["relative_mae"] <= 0.02 and card["artifact_digest"]
+    assert card.data_recipe == "uniform" and card.metrics["relative_mae"] <= 0.02 and card.artifact_digest
     v1 = predict_v1(model_server, "sum", [[2000, 3000], [10, 10000]])
     assert v1["model_version"] == version
     assert v1["predictions"][0] == pytest.approx(5000, rel=0.02)
     v2 = infer_v2(model_server, "sum", "pairs", [[2000, 3000]])
     assert v2["outputs"][0]["data"][0] == pytest.approx(v1["predictions"][0], rel=1e-6)
-    summary = cli.registry()["sum"].summarize(params, run_dir)
+    summary = registry()["sum"].summarize(params, sum_run)
     assert "No drift detected" in summary or "Drift detected" in summary
     assert "PASS" in summary and f"version {version}" in summary and "4857.6670".replace("4857", "4,857") in summary
 
     versions_before = complete_versions(store, "sum")
-    _, skewed_dir = run(model_server, SMALL + ["recipe=seed-equal-pairs", "epochs=5"])
-    evaluation = cli.task_outputs(skewed_dir, "evaluate-sum-model")
+    _, skewed = run(model_server, SMALL + ["recipe=seed-equal-pairs", "epochs=5"])
+    evaluation = skewed.task_outputs("evaluate-sum-model")
     assert evaluation["parameterValues"]["Output"] is False
-    validation = cli.task_outputs(skewed_dir, "validate-data")
+    validation = skewed.task_outputs("validate-data")
     assert validation["parameterValues"]["Output"] is False
     summary = Path(validation["artifacts"]["summary"]["artifacts"][0]["uri"]).read_text()
     assert "Spearman correlation 1.00 in reference" in summary
-    assert not (skewed_dir / "deploy-model").exists()
+    assert not (skewed.run_dir / "deploy-model").exists()
     assert served_version(model_server, "sum") == version
     assert complete_versions(store, "sum") == versions_before

@@ -5,26 +5,29 @@ import urllib.request
 
 import pytest
 
-from components.deploy.local_server import served_version
+from components.deploy.repository_client import served_version
 from components.serving.client import infer_v2, post_json, predict_v1
 from pipelines import cli
+from pipelines.registry import registry
+
+pytestmark = pytest.mark.integration
 
 SMALL = ["simulations=12", "epochs=3", "batch_size=256", "t_max=1.0", "max_mae=10"]
 
 
 def test_three_body_pipeline_simulates_trains_evaluates_and_serves(model_server):
-    entry = cli.registry()["three-body"]
-    params = cli.parse_params(entry, SMALL + [f"server_url={model_server}"])
+    entry = registry()["three-body"]
+    params = entry.params(SMALL + [f"server_url={model_server}"])
     entry.validate(params)
-    run_dir = cli.run_locally("three-body", params)
+    run = cli.run_locally("three-body", params)
 
-    statistics = cli.task_outputs(run_dir, "simulate-three-body")["artifacts"]["statistics"]["artifacts"][0]
+    statistics = run.task_outputs("simulate-three-body")["artifacts"]["statistics"]["artifacts"][0]
     assert statistics["metadata"]["simulations"] == 12
-    metrics = cli.task_outputs(run_dir, "evaluate-three-body-model")["artifacts"]["metrics"]["artifacts"][0]
+    metrics = run.task_outputs("evaluate-three-body-model")["artifacts"]["metrics"]["artifacts"][0]
     for key in ("mae", "simulation_mae_p90", "energy_error_median", "ann_seconds_single", "integrator_seconds",
                 "speedup_single", "speedup_batched"):
         assert key in metrics["metadata"], key
-    version = cli.task_outputs(run_dir, "deploy-model")["parameterValues"]["Output"]
+    version = run.task_outputs("deploy-model")["parameterValues"]["Output"]
     assert served_version(model_server, "three-body") == version
 
     body = predict_v1(model_server, "three-body", [[0.5, -0.2, 0.3], [5.0, -0.2, 0.3], [0.5, 0.4, 0.3]])
@@ -36,20 +39,20 @@ def test_three_body_pipeline_simulates_trains_evaluates_and_serves(model_server)
         assert json.loads(response.read())["inputs"][0]["shape"] == [-1, 3]
     status, answer = post_json(f"{model_server}/v1/models/three-body:predict", {"instances": [[0.5, 0.1]]})
     assert status == 400 and "list of 3" in json.dumps(answer)
-    assert "held-out MAE" in entry.summarize(params, run_dir)
+    assert "held-out MAE" in entry.summarize(params, run)
 
 
 @pytest.mark.parametrize("param, message", [
     ("t_max=0", "t_max"), ("simulations=1", "at least 2"), ("validation_fraction=1.5", "validation_fraction"),
 ])
 def test_bad_three_body_parameters_are_named(param, message):
-    entry = cli.registry()["three-body"]
+    entry = registry()["three-body"]
     with pytest.raises(ValueError, match=message):
-        entry.validate(cli.parse_params(entry, [param]))
+        entry.validate(entry.params([param]))
 
 
 def test_paper_preset():
-    params = cli.parse_params(cli.registry()["three-body"], [], preset="paper")
+    params = registry()["three-body"].params([], preset="paper")
     assert (params["simulations"], params["batch_size"], params["learning_rate"]) == (10_000, 5000, 0.0005)
     with pytest.raises(ValueError, match="unknown preset"):
-        cli.parse_params(cli.registry()["three-body"], [], preset="huge")
+        registry()["three-body"].params([], preset="huge")

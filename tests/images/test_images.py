@@ -173,8 +173,6 @@ def test_build_script_is_valid_bash():
 
 # --- the proof: the sum pipeline inside the real images -------------------------------------
 
-needs_images = pytest.mark.skipif(
-    not RUN_IMAGE_TESTS, reason="set RUN_IMAGE_TESTS=1 to build the images (minutes) and run the pipeline in them")
 
 
 def _code_version() -> str:
@@ -305,7 +303,8 @@ def _small_params() -> dict:
     return {name: value for name, value in wanted.items() if name in known}
 
 
-@needs_images
+@pytest.mark.integration
+@pytest.mark.skipif(not RUN_IMAGE_TESTS, reason="set RUN_IMAGE_TESTS=1 to build the images (minutes) and run the pipeline in them")
 def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
     built_images, docker_api, own_store, tmp_path,
 ):
@@ -316,7 +315,7 @@ def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
     from components.store.model_registry import read_card, serving_version
     from components.store.object_store import ObjectStore
     from conftest import free_port
-    from pipelines.cli import task_outputs
+    from pipelines.local_run import LocalRun
     from pipelines.sum import sum_pipeline
 
     code_version = built_images["code_version"]
@@ -348,12 +347,12 @@ def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
     print(f"sum pipeline ran in containers in {time.monotonic() - started:.0f}s", flush=True)
 
     (run_dir,) = root.glob("sum-*")
-    metrics = task_outputs(run_dir, "evaluate-sum-model")["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    metrics = LocalRun(run_dir).task_outputs("evaluate-sum-model")["artifacts"]["metrics"]["artifacts"][0]["metadata"]
     assert "gate_passed" in metrics and metrics["gate_passed"] == 1.0 and len(metrics) > 2, metrics
-    version = task_outputs(run_dir, "deploy-model")["parameterValues"]["Output"]
+    version = LocalRun(run_dir).task_outputs("deploy-model")["parameterValues"]["Output"]
     store = ObjectStore(own_store)
     assert serving_version(store, "sum") == version
-    assert read_card(store, "sum", version)["code_version"].endswith(f"+{code_version}")
+    assert read_card(store, "sum", version).code_version.endswith(f"+{code_version}")
 
     port = free_port()
     server = docker_api.containers.run(

@@ -16,6 +16,8 @@ import pytest
 
 from tests.robustness.raw_http import is_ready, report, send
 
+pytestmark = pytest.mark.integration
+
 V1 = "/v1/models/sum:predict"
 V2 = "/v2/models/sum/infer"
 LIMIT = 1024 * 1024  # the server's default --max-body-bytes
@@ -221,12 +223,13 @@ def test_good_requests_still_work_after_the_bad_ones(model_server, deployed_sum)
 def three_body(store_config, model_server, tmp_path_factory) -> str:
     """The served three-body version; a tiny one is trained and deployed when none is served."""
     from components.deploy.deploy import deploy
-    from components.deploy.local_server import served_version
+    from components.deploy.repository_client import served_version
 
     version = served_version(model_server, "three-body")
     if version:
         return version
     from components.saved_model import export
+    from components.serving.tests.conftest import tiny_three_body_card
     from components.store.object_store import ObjectStore
     from components.three_body.model import ThreeBodyTrainingConfig, train
 
@@ -236,8 +239,7 @@ def three_body(store_config, model_server, tmp_path_factory) -> str:
                   ThreeBodyTrainingConfig(hidden_layers=2, units=8, epochs=1, batch_size=50))
     path = tmp_path_factory.mktemp("three-body-model") / "model"
     export(model, path)
-    card = {"metrics": {}, "envelope": {"columns": ["t", "x2x", "x2y"], "low": [0, -0.5, 0], "high": [3.9, 0, 1]}}
-    return deploy(ObjectStore(store_config), "three-body", path, card, "local", model_server)
+    return deploy(ObjectStore(store_config), path, tiny_three_body_card(), "local", model_server)
 
 
 THREE_BODY_CASES = [

@@ -9,14 +9,17 @@ import time
 from collections import defaultdict
 
 import numpy as np
+import pytest
 
 from components.deploy.deploy import deploy
-from components.deploy.local_server import load_version, served_version
+from components.deploy.repository_client import load_version, served_version
 from components.serving.loadgen import run_load
-from components.serving.tests.conftest import train_tiny_sum_model
+from components.serving.tests.conftest import tiny_sum_card, train_tiny_sum_model
 from components.store.model_registry import set_serving_version
 from components.store.object_store import ObjectStore
 from tests.robustness.raw_http import report
+
+pytestmark = pytest.mark.integration
 
 CLIENTS = 32
 
@@ -101,7 +104,7 @@ def test_a_new_version_is_swapped_in_under_load_without_a_failed_request(
     try:
         while sum(map(len, answers.versions.values())) < 500 and loader.is_alive():  # traffic flows first
             time.sleep(0.05)
-        new = deploy(ObjectStore(store_config), "sum", new_model, {"metrics": {}}, "local", model_server)
+        new = deploy(ObjectStore(store_config), new_model, tiny_sum_card(), "local", model_server)
         deployed.set()
     finally:
         deployed.set()

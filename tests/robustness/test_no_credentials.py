@@ -12,6 +12,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from components.store.model_registry import MODEL_BUCKET
 from components.store.object_store import ObjectStore, StoreConfig
 
@@ -86,6 +88,7 @@ def test_files_git_would_commit_hold_no_secrets():
     assert not found, "\n".join(found)
 
 
+@pytest.mark.integration
 def test_compiled_pipelines_hold_no_credentials(store_config: StoreConfig):
     compiled = sorted((ROOT / "pipelines" / "compiled").glob("*.yaml"))
     assert compiled
@@ -96,6 +99,7 @@ def test_compiled_pipelines_hold_no_credentials(store_config: StoreConfig):
         assert not [v for v in values if v.encode() in data], f"{path.name} holds a credential value"
 
 
+@pytest.mark.integration
 def test_the_session_credentials_appear_in_no_log_cache_artifact_or_stored_object(
         model_server, deployed_sum, model_server_log: Path, store_config: StoreConfig, store: ObjectStore):
     """After the other tests have sent good and bad requests, deployed models and stopped the store:
@@ -121,6 +125,7 @@ def test_the_session_credentials_appear_in_no_log_cache_artifact_or_stored_objec
     assert not leaks, leaks
 
 
+@pytest.mark.integration
 def test_model_cards_name_no_credentials(store: ObjectStore, deployed_sum):
     cards = [key for key in store.list_keys(MODEL_BUCKET, "") if key.endswith("model-card.json")]
     assert cards

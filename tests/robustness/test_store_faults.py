@@ -21,10 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from components.deploy.local_server import served_version
+from components.contract import ModelCard
+from components.deploy.repository_client import served_version
 from components.store import model_registry as registry
 from components.store.object_store import ObjectStore, RetryPolicy, StoreConfig, StoreError
 from tests.robustness.raw_http import send
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +46,7 @@ def fake_saved_model(root: Path, files: int = 6, size: int = 64 * 1024) -> Path:
 SLOW_PUBLISH = textwrap.dedent("""
     import sys, time
     from pathlib import Path
+    from components.contract import ModelCard
     from components.store import model_registry
     from components.store.object_store import ObjectStore
 
@@ -55,7 +59,7 @@ SLOW_PUBLISH = textwrap.dedent("""
         time.sleep(0.5)
 
     store.put_file = put_file
-    model_registry.publish_model(store, sys.argv[1], Path(sys.argv[2]), {"metrics": {}}, bucket=sys.argv[3])
+    model_registry.publish_model(store, Path(sys.argv[2]), ModelCard(sys.argv[1], {}, None), bucket=sys.argv[3])
     print("published", flush=True)
 """)
 
@@ -88,9 +92,9 @@ def test_a_publish_killed_mid_upload_leaves_nothing_a_server_would_load(
         registry.set_serving_version(store, "m", partial, bucket)
 
     # publishing the same model again makes one complete version beside the invisible partial one
-    first = registry.publish_model(store, "m", model_dir, {"metrics": {}}, bucket)
+    first = registry.publish_model(store, model_dir, ModelCard("m", {}, None), bucket)
     assert first != partial
-    assert registry.publish_model(store, "m", model_dir, {"metrics": {}}, bucket) == first
+    assert registry.publish_model(store, model_dir, ModelCard("m", {}, None), bucket) == first
     assert registry.complete_versions(store, "m", bucket) == [first]
 
 
@@ -139,7 +143,7 @@ def test_a_store_that_goes_down_mid_publish_is_waited_for(model_server, deployed
     store.put_file = put_file
     started = time.monotonic()
     try:
-        version = registry.publish_model(store, "m", model_dir, {"metrics": {}}, bucket)
+        version = registry.publish_model(store, model_dir, ModelCard("m", {}, None), bucket)
     finally:
         for timer in restart:
             timer.join()
@@ -163,7 +167,7 @@ def test_wrong_credentials_fail_a_publish_fast_and_say_which(store_config, bucke
     ]:
         started = time.monotonic()
         with pytest.raises(StoreError, match=re.escape(f"{says} at {store_config.endpoint}")):
-            registry.publish_model(ObjectStore(config), "m", model_dir, {}, bucket)
+            registry.publish_model(ObjectStore(config), model_dir, ModelCard("m", {}, None), bucket)
         assert time.monotonic() - started < 5
 
 

@@ -22,5 +22,6 @@ def test_nan_score_and_negative_tolerance_are_refused():
         decide(0.01, 0.05, tolerance=-0.1)
 
 
+@pytest.mark.integration
 def test_no_champion_before_the_first_deployment(store, tmp_path):
     assert load_champion(store, "never-deployed", tmp_path, lambda path: None) is None

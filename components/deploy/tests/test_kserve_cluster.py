@@ -27,9 +27,9 @@ def serialize(obj: Any) -> dict[str, Any]:
     return ApiClient().sanitize_for_serialization(obj)
 
 
-def isvc(canary: int | None = None, version: str = "2", runtime: str = "predictor", **overrides: Any):
+def isvc(canary: int | None = None, version: str = "2", **overrides: Any):
     args = dict(name="sum", namespace=NS, storage_uri="s3://models/sum", service_account="fuseml-models",
-                runtime=runtime, predictor_image="registry.example/fuseml/predictor:0.1.0",
+                predictor_image="registry.example/fuseml/predictor:0.1.0",
                 canary_percent=canary, resources=default_resources(), model_version=version)
     return build_inference_service(**{**args, **overrides})
 
@@ -125,22 +125,13 @@ def test_predictor_runs_the_project_server_with_store_credentials_from_the_secre
     assert "canaryTrafficPercent" not in spec
 
 
-@pytest.mark.parametrize("runtime", ["predictor", "tensorflow"])
-def test_both_runtimes_are_hardened_and_sized(runtime: str) -> None:
-    predictor = serialize(isvc(runtime=runtime))["spec"]["predictor"]
-    container = predictor["model"] if runtime == "tensorflow" else predictor["containers"][0]
+def test_the_predictor_is_hardened_and_sized() -> None:
+    container = serialize(isvc())["spec"]["predictor"]["containers"][0]
     assert container["securityContext"] == {
         "runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
     assert container["resources"] == {"requests": {"cpu": "250m", "memory": "1Gi"},
                                       "limits": {"cpu": "1", "memory": "2Gi"}}
-
-
-def test_tensorflow_runtime_reads_numeric_versions_under_the_model_prefix_over_v1() -> None:
-    model = serialize(isvc(runtime="tensorflow"))["spec"]["predictor"]["model"]
-    assert model["modelFormat"] == {"name": "tensorflow"}
-    assert model["storageUri"] == "s3://models/sum"
-    assert model["protocolVersion"] == "v1"
 
 
 def test_a_canary_asks_for_tag_routing_so_the_canary_alone_can_be_tested() -> None:
@@ -155,7 +146,6 @@ def test_a_canary_asks_for_tag_routing_so_the_canary_alone_can_be_tested() -> No
     ({"canary_percent": 100}, "between 1 and 99"),
     ({"storage_uri": "s3://models/other"}, "would be ignored"),
     ({"storage_uri": "/mnt/models"}, "s3://"),
-    ({"runtime": "triton"}, "unknown runtime"),
 ])
 def test_bad_arguments_fail_before_anything_reaches_the_cluster(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -13,6 +13,7 @@ def test_covering_range_spans_training_and_traffic_with_margin():
     assert low == pytest.approx(-110.0)
 
 
+@pytest.mark.integration
 def test_collect_explains_when_nothing_is_served(store):
     with pytest.raises(LookupError, match="no never-served model is served"):
         collect(store, "never-served", dt.timedelta(minutes=5))

@@ -9,10 +9,12 @@ import urllib.request
 import pytest
 
 from components.deploy.deploy import deploy
-from components.deploy.local_server import served_version
+from components.deploy.repository_client import served_version
 from components.serving.client import infer_v2, post_json, predict_v1
-from components.serving.tests.conftest import train_tiny_sum_model
+from components.serving.tests.conftest import tiny_sum_card, train_tiny_sum_model
 from components.store.object_store import ObjectStore
+
+pytestmark = pytest.mark.integration
 
 
 def get(url):
@@ -88,8 +90,8 @@ def test_new_version_switch_fails_no_request(model_server, deployed_sum, store_c
     for thread in threads:
         thread.start()
     try:
-        new = deploy(ObjectStore(store_config), "sum", train_tiny_sum_model(tmp_path / "m", seed=5),
-                     {"metrics": {}}, "local", model_server)
+        new = deploy(ObjectStore(store_config), train_tiny_sum_model(tmp_path / "m", seed=5), tiny_sum_card(),
+                     "local", model_server)
         predict_v1(model_server, "sum", [[1, 2]])
     finally:
         stop.set()

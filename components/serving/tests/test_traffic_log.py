@@ -2,10 +2,13 @@ import datetime as dt
 import time
 
 import numpy as np
+import pytest
 
 from components.serving.client import predict_v1
 from components.serving.traffic_log import LOG_BUCKET, TrafficLogger, TrafficRecord, read_traffic
 from components.store.object_store import ObjectStore, RetryPolicy
+
+pytestmark = pytest.mark.integration
 
 
 def record(model, version, rows):

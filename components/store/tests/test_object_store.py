@@ -23,6 +23,7 @@ def test_config_rejects_a_path_in_the_endpoint():
                               "MINIO_SECRET_KEY": "b"})
 
 
+@pytest.mark.integration
 def test_round_trip_and_missing_key(store, bucket):
     store.put_bytes(bucket, "a/b.txt", b"hello")
     assert store.get_bytes(bucket, "a/b.txt") == b"hello"
@@ -30,6 +31,7 @@ def test_round_trip_and_missing_key(store, bucket):
     assert store.list_keys(bucket, "a/") == ["a/b.txt"]
 
 
+@pytest.mark.integration
 def test_wrong_secret_fails_fast_with_a_clear_message(store_config, bucket):
     wrong = StoreConfig(store_config.endpoint, store_config.access_key, "not-the-secret")
     started = time.monotonic()
@@ -38,6 +40,7 @@ def test_wrong_secret_fails_fast_with_a_clear_message(store_config, bucket):
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.integration
 def test_missing_bucket_fails_fast(store):
     with pytest.raises(StoreError, match="NoSuchBucket"):
         store.put_bytes("no-such-bucket-here", "x", b"1")
@@ -54,6 +57,7 @@ def test_unreachable_store_is_retried_then_fails_clearly():
     assert delays == [0.1, 0.2, 0.4]
 
 
+@pytest.mark.integration
 def test_store_down_then_back_is_survived(store_process, bucket):
     """Stop the real store mid-operation; the retries carry the write through once it is back."""
     import threading

@@ -29,6 +29,7 @@ def test_bad_training_config_is_named(field, value):
         SumTrainingConfig(**{field: value}).validate()
 
 
+@pytest.mark.integration
 def test_trained_model_exports_and_serves_raw_numbers(tmp_path):
     inputs, targets = generate(SumDataSpec(size=4000, seed=3))
     model = train(inputs, targets, SumTrainingConfig(epochs=8, batch_size=32, learning_rate=3e-3))

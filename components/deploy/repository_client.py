@@ -1,12 +1,10 @@
-"""Deploy to the local KServe model server through its V2 model repository endpoint."""
+"""A client of the V2 model repository endpoint: how a deploy has the local model server load a version."""
 
 from __future__ import annotations
 
 import json
 import urllib.error
 import urllib.request
-
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 class DeployError(RuntimeError):

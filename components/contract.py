@@ -1,0 +1,150 @@
+"""The model contract: what every learning problem tells the rest of the system, and its card.
+
+A learning-problem package (`components/sum`, `components/three_body`) exports one `ModelSpec`.
+Serving, deploying and monitoring know a model only through its spec (found by
+`components.registry`) and through the `ModelCard` its training wrote, so adding a problem
+touches one package and one pipeline module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+"""Rows `[n, len(input_columns)]` in, answers `[n, len(output_columns)]` (or `[n]`) out."""
+
+
+def _no_parameters(params: Mapping[str, Any]) -> None:
+    """A spec with nothing of its own to check."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One learning problem's model, as serving, deploy, monitoring and the pipelines see it.
+
+    `smoke_rows` are inputs any healthy version must answer (a deploy checks them after a
+    rollout). `validate_params` refuses a pipeline's problem-specific parameters before any
+    work starts; `presets` are named parameter sets of the problem's pipeline.
+    """
+
+    name: str
+    input_name: str
+    input_columns: tuple[str, ...]
+    output_name: str
+    output_columns: tuple[str, ...]
+    load: Callable[[Path], Predictor]
+    smoke_rows: tuple[tuple[float, ...], ...]
+    validate_params: Callable[[Mapping[str, Any]], None] = _no_parameters
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        width = len(self.input_columns)
+        if any(len(row) != width for row in self.smoke_rows):
+            raise ValueError(f"model {self.name}: every smoke row needs {width} values ({', '.join(self.input_columns)})")
+
+    def schema(self) -> dict[str, Any]:
+        """The input and output tensors, as recorded in a model card."""
+        return {
+            "inputs": {"name": self.input_name, "columns": list(self.input_columns)},
+            "outputs": {"name": self.output_name, "columns": list(self.output_columns)},
+        }
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The box of inputs a model has seen in training.
+
+    A request outside it is still answered (the caller may know better) but flagged, because a
+    network's answer there is extrapolation: the article's 1000000 + 4 = 1318969.
+    """
+
+    columns: tuple[str, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    @classmethod
+    def of(cls, columns: tuple[str, ...], inputs: np.ndarray) -> Envelope:
+        return cls(columns, tuple(map(float, inputs.min(axis=0))), tuple(map(float, inputs.max(axis=0))))
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Envelope:
+        return cls(tuple(raw["columns"]), tuple(map(float, raw["low"])), tuple(map(float, raw["high"])))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "low": list(self.low), "high": list(self.high)}
+
+    def outside(self, inputs: np.ndarray) -> np.ndarray:
+        """One flag per row: any input below its training minimum or above its maximum."""
+        return ((inputs < np.asarray(self.low)) | (inputs > np.asarray(self.high))).any(axis=1)
+
+
+def code_version() -> str:
+    """Package version plus the commit the images or the Makefile record in CODE_VERSION."""
+    try:
+        package = metadata.version("fuseml-kfp-reference")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        package = "0+unknown"
+    commit = os.environ.get("CODE_VERSION", "")
+    return f"{package}+{commit}" if commit else package
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What is known of one model version: schema, envelope, data, code, metrics and lineage.
+
+    Training writes it (without metrics); the deploy step adds the evaluation's metrics and
+    lineage and publishes it beside the SavedModel; publishing adds where and when. The
+    server reads the envelope, monitoring reads `training_data_uri`.
+    """
+
+    model_name: str
+    schema: dict[str, Any]
+    envelope: Envelope | None
+    data_sha256: str = ""
+    data_recipe: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    code_version: str = field(default_factory=code_version)
+    trained_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    metrics: dict[str, float] = field(default_factory=dict)
+    training_data_uri: str = ""
+    replaced: str | None = None
+    # Set when a version is published (components.store.model_registry.publish_model):
+    version: str = ""
+    artifact_digest: str = ""
+    published_at: str = ""
+    storage_uri: str = ""
+
+    @classmethod
+    def for_training(
+        cls,
+        spec: ModelSpec,
+        inputs: np.ndarray,
+        training: Mapping[str, Any],
+        data_sha256: str = "",
+        data_recipe: str = "",
+    ) -> ModelCard:
+        """The card of a model just trained on `inputs` (its envelope comes from them)."""
+        return cls(spec.name, spec.schema(), Envelope.of(spec.input_columns, inputs), data_sha256, data_recipe,
+                   dict(training))
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["envelope"] = self.envelope.as_dict() if self.envelope else None
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ModelCard:
+        """Read a card; keys this code does not know (a newer writer's) are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in raw.items() if key in known}
+        envelope = raw.get("envelope")
+        values["envelope"] = Envelope.from_dict(envelope) if envelope else None
+        return cls(**values)

@@ -1,0 +1,73 @@
+"""The pipelines the CLI knows, and what it needs of each besides the compiled spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kfp import compiler
+from kfp.dsl.graph_component import GraphComponent
+
+from components.registry import model_spec
+from pipelines import monitor, three_body
+from pipelines import sum as sum_pipeline_module
+from pipelines.local_run import LocalRun
+from pipelines.params import check_shared, parse_params
+
+COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
+
+
+def _no_checks(params: Mapping[str, Any]) -> None:
+    """A pipeline with no parameters of its own beyond the shared ones and its model's."""
+
+
+@dataclass(frozen=True)
+class PipelineEntry:
+    """A pipeline, the model whose spec checks its parameters (if any) and its run summary."""
+
+    pipeline: GraphComponent
+    summarize: Callable[[Mapping[str, Any], LocalRun], str]
+    model: str | None = None
+    check_own: Callable[[Mapping[str, Any]], None] = _no_checks
+
+    def validate(self, params: Mapping[str, Any]) -> None:
+        """Fail on bad parameters before any container or training starts."""
+        check_shared(params)
+        self.check_own(params)
+        if self.model:
+            model_spec(self.model).validate_params(params)
+
+    @property
+    def presets(self) -> Mapping[str, Mapping[str, Any]]:
+        return model_spec(self.model).presets if self.model else {}
+
+    def params(self, pairs: list[str], preset: str | None = None) -> dict[str, Any]:
+        """The run's parameters: defaults, then the preset, then `k=v` overrides (not yet validated)."""
+        return parse_params(self.pipeline, pairs, self.presets, preset)
+
+
+def registry() -> dict[str, PipelineEntry]:
+    return {
+        "sum": PipelineEntry(sum_pipeline_module.sum_pipeline, sum_pipeline_module.summarize, model="sum"),
+        "three-body": PipelineEntry(three_body.three_body_pipeline, three_body.summarize, model="three-body"),
+        "monitor": PipelineEntry(monitor.monitor_pipeline, monitor.summarize, check_own=monitor.validate_params),
+    }
+
+
+def compiled_path(name: str) -> Path:
+    return COMPILED_DIR / f"{name}.yaml"
+
+
+def compile_all(names: list[str] | None = None, out_dir: Path = COMPILED_DIR) -> list[Path]:
+    """Compile the named pipelines (all by default) to <out_dir>/<name>.yaml."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, entry in registry().items():
+        if names and name not in names:
+            continue
+        path = out_dir / f"{name}.yaml"
+        compiler.Compiler().compile(entry.pipeline, str(path))
+        written.append(path)
+    return written

@@ -10,7 +10,15 @@ from typing import Any
 
 from pipelines import kfp_submit, local_env
 from pipelines.local_run import LocalRun
-from pipelines.registry import compile_all, compiled_path, registry
+from pipelines.registry import PipelineEntry, compile_all, compiled_path, registry
+
+
+def local_params(entry: PipelineEntry, pairs: list[str], preset: str | None = None) -> dict[str, Any]:
+    """A run's parameters on this machine: the compiled defaults are a cluster's, so deploy to the
+    local model server (MODEL_SERVER_URL) unless the command line says otherwise."""
+    here = {"deploy_target": "local", "server_url": local_env.model_server_url()}
+    known = entry.params([])
+    return entry.params([f"{key}={value}" for key, value in here.items() if key in known] + pairs, preset)
 
 
 def run_locally(name: str, params: dict[str, Any]) -> LocalRun:
@@ -59,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown pipeline {args.name!r}; known: {', '.join(pipelines)}")
     entry = pipelines[args.name]
     try:
-        params = entry.params(args.param, args.preset)
+        params = local_params(entry, args.param, args.preset)
         entry.validate(params)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

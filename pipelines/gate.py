@@ -6,6 +6,7 @@ from kfp import dsl
 from kfp.dsl import PipelineTask
 
 from components.deploy.component import deploy_model
+from pipelines.controls import SERVING, side_effect
 from pipelines.store_access import with_store_access
 
 
@@ -21,10 +22,9 @@ def deploy_if_passed(
 ) -> None:
     """`evaluated` returns the gate's verdict (True: may ship) and logs the metrics for the card."""
     with dsl.If(evaluated.outputs["Output"] == True, name="gate passed"):  # noqa: E712 (a KFP condition)
-        with_store_access(
-            deploy_model(
-                model=trained.outputs["model"], metrics=evaluated.outputs["metrics"], training_data=training_data,
-                model_name=model_name, target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
-                canary_percent=canary_percent,
-            ).set_display_name("publish and deploy")
+        deployed = deploy_model(
+            model=trained.outputs["model"], metrics=evaluated.outputs["metrics"], training_data=training_data,
+            model_name=model_name, target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
+            canary_percent=canary_percent,
         )
+        side_effect(with_store_access(deployed), SERVING).set_display_name("publish and deploy")

@@ -12,6 +12,7 @@ from kfp import dsl
 
 from components.monitor.component import collect_traffic, plan_retraining
 from components.validation.component import validate_data
+from pipelines.controls import SERVING, SMALL, pure, side_effect
 from pipelines.local_run import LocalRun
 from pipelines.store_access import with_store_access
 from pipelines.sum import sum_pipeline
@@ -24,8 +25,8 @@ def monitor_pipeline(
     drift_alpha: float = 0.05,
     size: int = 20_000,
     epochs: int = 40,
-    deploy_target: str = "local",
-    server_url: str = "http://127.0.0.1:8080",
+    deploy_target: str = "kserve",
+    server_url: str = "",
     store_endpoint: str = "",
 ):
     """Compare the served sum model's traffic with its training data; on drift, retrain and let the gate decide.
@@ -40,24 +41,24 @@ def monitor_pipeline(
         server_url: The local model server (deploy_target `local` only).
         store_endpoint: Object store host:port; empty uses the fuseml-object-store ConfigMap.
     """
-    collected = with_store_access(collect_traffic(
+    collected = side_effect(with_store_access(collect_traffic(
         model_name="sum", window_minutes=window_minutes, store_endpoint=store_endpoint,
-    ).set_display_name("collect served traffic"))
+    )), SERVING).set_display_name("collect served traffic")
     with dsl.If(collected.outputs["Output"] >= min_rows, name="enough traffic"):
-        validation = validate_data(
+        validation = pure(validate_data(
             reference=collected.outputs["training_data"], current=collected.outputs["traffic"],
             feature_names="x,y", title="Served traffic vs training data", alpha=drift_alpha,
-        ).set_display_name("validate: traffic vs training")
+        ), SMALL).set_display_name("validate: traffic vs training")
         with dsl.If(validation.outputs["Output"] == False, name="drift found"):  # noqa: E712 (a KFP condition)
-            plan = plan_retraining(
+            plan = pure(plan_retraining(
                 training_data=collected.outputs["training_data"], traffic=collected.outputs["traffic"],
-            ).set_display_name("plan retraining range")
+            ), SMALL).set_display_name("plan retraining range")
             sum_pipeline(
                 low=plan.outputs["low"], high=plan.outputs["high"], eval_low=plan.outputs["low"],
                 eval_high=plan.outputs["high"], input_scale=plan.outputs["input_scale"],
                 target_scale=plan.outputs["target_scale"], size=size, epochs=epochs,
                 deploy_target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
-            ).set_display_name("retrain")
+            ).set_display_name("retrain").set_caching_options(False)  # it deploys
 
 
 def validate_params(params: Mapping[str, Any]) -> None:

@@ -7,6 +7,7 @@ from kfp import dsl
 
 from components.sum.component import evaluate_sum_model, generate_sum_data, train_sum_model
 from components.validation.component import validate_data
+from pipelines.controls import SERVING, SMALL, TRAINING, pure, side_effect
 from pipelines.gate import deploy_if_passed
 from pipelines.local_run import LocalRun
 from pipelines.store_access import with_store_access
@@ -35,8 +36,8 @@ def sum_pipeline(
     champion_tolerance: float = 0.05,
     drift_alpha: float = 0.05,
     block_on_skew: bool = False,
-    deploy_target: str = "local",
-    server_url: str = "http://127.0.0.1:8080",
+    deploy_target: str = "kserve",
+    server_url: str = "",
     store_endpoint: str = "",
     canary_percent: int = 0,
 ):
@@ -69,26 +70,26 @@ def sum_pipeline(
         store_endpoint: Object store host:port; empty uses the fuseml-object-store ConfigMap.
         canary_percent: Share of traffic a new version gets first on KServe (0: all at once).
     """
-    training_data = generate_sum_data(
+    training_data = pure(generate_sum_data(
         recipe=recipe, size=size, low=low, high=high, small_fraction=small_fraction, seed=seed,
-    ).set_display_name("generate training data")
-    eval_data = generate_sum_data(
+    ), SMALL).set_display_name("generate training data")
+    eval_data = pure(generate_sum_data(
         recipe=eval_recipe, size=eval_size, low=eval_low, high=eval_high, small_fraction=eval_small_fraction,
         seed=eval_seed,
-    ).set_display_name("generate evaluation data (serving distribution)")
-    validation = validate_data(
+    ), SMALL).set_display_name("generate evaluation data (serving distribution)")
+    validation = pure(validate_data(
         reference=training_data.outputs["dataset"], current=eval_data.outputs["dataset"], feature_names="x,y",
         title="Training data vs serving distribution", alpha=drift_alpha,
-    ).set_display_name("validate data: training vs serving")
-    trained = train_sum_model(
+    ), SMALL).set_display_name("validate data: training vs serving")
+    trained = pure(train_sum_model(
         dataset=training_data.outputs["dataset"], epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, input_scale=input_scale, target_scale=target_scale, seed=seed,
-    ).set_display_name("train")
-    evaluated = with_store_access(evaluate_sum_model(
+    ), TRAINING).set_display_name("train")
+    evaluated = side_effect(with_store_access(evaluate_sum_model(
         model=trained.outputs["model"], eval_dataset=eval_data.outputs["dataset"],
         max_relative_mae=max_relative_mae, champion_tolerance=champion_tolerance,
         data_valid=validation.outputs["Output"], block_on_skew=block_on_skew, store_endpoint=store_endpoint,
-    ).set_display_name("evaluate: challenger vs champion"))
+    )), SERVING).set_display_name("evaluate: challenger vs champion")
     deploy_if_passed(evaluated, trained, training_data.outputs["dataset"], "sum", deploy_target, server_url,
                      store_endpoint, canary_percent)
 

@@ -5,9 +5,16 @@ from typing import Any
 
 from kfp import dsl
 
-from components.three_body.component import evaluate_three_body_model, simulate_three_body, train_three_body_model
+from components.three_body.component import (
+    evaluate_three_body_model,
+    gather_three_body_simulations,
+    plan_simulation_shards,
+    simulate_three_body_shard,
+    train_three_body_model,
+)
 from components.three_body.spec import LOCAL
 from components.validation.component import validate_data
+from pipelines.controls import SERVING, SIMULATION, SMALL, TRAINING, pure, side_effect
 from pipelines.gate import deploy_if_passed
 from pipelines.local_run import LocalRun
 from pipelines.store_access import with_store_access
@@ -24,11 +31,14 @@ def three_body_pipeline(
     batch_size: int = LOCAL["batch_size"],
     epochs: int = LOCAL["epochs"],
     seed: int = 0,
+    shard_size: int = 500,
+    accelerator_type: str = "nvidia.com/gpu",
+    accelerator_count: int = 0,
     max_mae: float = 0.1,
     champion_tolerance: float = 0.05,
     drift_alpha: float = 0.05,
-    deploy_target: str = "local",
-    server_url: str = "http://127.0.0.1:8080",
+    deploy_target: str = "kserve",
+    server_url: str = "",
     store_endpoint: str = "",
     canary_percent: int = 0,
 ):
@@ -44,6 +54,9 @@ def three_body_pipeline(
         batch_size: Rows per gradient step.
         epochs: Training passes over the data.
         seed: Seed of the initial conditions, the split and the weights.
+        shard_size: Simulations per pod; the shards run in parallel and are cached one by one.
+        accelerator_type: The trainer's accelerator resource, e.g. nvidia.com/gpu (with accelerator_count > 0).
+        accelerator_count: Accelerators for the trainer; 0 trains on CPU.
         max_mae: Gate: the largest held-out MAE that may ship.
         champion_tolerance: Gate: how much worse (relative) than the served model a new one may be.
         drift_alpha: Significance level of the data-validation checks.
@@ -52,21 +65,28 @@ def three_body_pipeline(
         store_endpoint: Object store host:port; empty uses the fuseml-object-store ConfigMap.
         canary_percent: Share of traffic a new version gets first on KServe (0: all at once).
     """
-    simulated = simulate_three_body(
-        simulations=simulations, t_max=t_max, validation_fraction=validation_fraction, seed=seed,
-    ).set_display_name("simulate trajectories")
-    validate_data(
+    plan = pure(plan_simulation_shards(simulations=simulations, shard_size=shard_size), SMALL)
+    plan.set_display_name("plan simulation shards")
+    with dsl.ParallelFor(plan.output, name="simulation shards") as start:
+        shard = pure(simulate_three_body_shard(start=start, shard_size=shard_size, simulations=simulations,
+                                               t_max=t_max, seed=seed), SIMULATION)
+        shard.set_display_name("simulate a shard of trajectories")
+    simulated = pure(gather_three_body_simulations(shards=dsl.Collected(shard.outputs["shard"]),
+                                                   validation_fraction=validation_fraction, seed=seed), SMALL)
+    simulated.set_display_name("gather shards, split by simulation")
+    pure(validate_data(
         reference=simulated.outputs["training"], current=simulated.outputs["validation"],
         feature_names="t,x2x,x2y", title="Training vs held-out simulations", alpha=drift_alpha,
-    ).set_display_name("validate data: training vs held-out")
-    trained = train_three_body_model(
+    ), SMALL).set_display_name("validate data: training vs held-out")
+    trained = pure(train_three_body_model(
         dataset=simulated.outputs["training"], hidden_layers=hidden_layers, units=units,
         learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, seed=seed,
-    ).set_display_name("train")
-    evaluated = with_store_access(evaluate_three_body_model(
+    ), TRAINING).set_display_name("train")
+    trained.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
+    evaluated = side_effect(with_store_access(evaluate_three_body_model(
         model=trained.outputs["model"], validation=simulated.outputs["validation"], t_max=t_max,
         max_mae=max_mae, champion_tolerance=champion_tolerance, store_endpoint=store_endpoint,
-    ).set_display_name("evaluate: accuracy, speed, champion"))
+    )), SERVING).set_display_name("evaluate: accuracy, speed, champion")
     deploy_if_passed(evaluated, trained, simulated.outputs["training"], "three-body", deploy_target, server_url,
                      store_endpoint, canary_percent)
 
@@ -75,7 +95,7 @@ def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
     """What `make run` prints: simulation, accuracy, speed, the gate, and the served model's answer."""
     from components.serving.client import predict_v1
 
-    simulated = run.artifact_metadata("simulate-three-body", "statistics")
+    simulated = run.artifact_metadata("gather-three-body-simulations", "statistics")
     metrics = run.artifact_metadata("evaluate-three-body-model", "metrics")
     report = run.artifact_path("evaluate-three-body-model", "report")
     deployed = run.output("deploy-model")

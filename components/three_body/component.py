@@ -7,17 +7,57 @@ from components.images import BASE_IMAGE, TRAINER_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
-def simulate_three_body(
-    simulations: int, t_max: float, validation_fraction: float, seed: int,
-    training: Output[Dataset], validation: Output[Dataset], statistics: Output[Metrics],
-):
-    """Simulate Breen's setup, drop (and count) runs that did not converge, split by simulation.
+def plan_simulation_shards(simulations: int, shard_size: int) -> list:
+    """Where each shard of the simulation starts: one pod per shard on a cluster.
 
     Args:
-        simulations: Number of initial conditions drawn in Breen's region.
+        simulations: Initial conditions to simulate in all.
+        shard_size: Initial conditions per shard (per pod).
+    """
+    from components.three_body.shards import shard_starts
+
+    starts = shard_starts(simulations, shard_size)
+    print(f"{simulations} simulations in {len(starts)} shard(s) of up to {shard_size}", flush=True)
+    return starts
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def simulate_three_body_shard(
+    start: int, shard_size: int, simulations: int, t_max: float, seed: int, shard: Output[Dataset],
+):
+    """Simulate one shard of Breen's initial conditions; the runs that did not converge are kept as counts.
+
+    Args:
+        start: Index of the shard's first initial condition.
+        shard_size: Initial conditions in a full shard.
+        simulations: Initial conditions in all (the shard's draws depend only on this and the seed).
         t_max: Simulated time (at most 10); positions every 1/256.
+        seed: Random seed of the initial conditions.
+        shard: The shard's initial conditions, outcomes and rows (npz).
+    """
+    from pathlib import Path
+
+    from components.three_body.shards import save_shard, simulate_shard
+
+    result = simulate_shard(start, shard_size, simulations, t_max, seed,
+                            progress=lambda done, total: print(f"simulated {done}/{total}", flush=True))
+    save_shard(Path(shard.path), result)
+    converged = int(result.converged.sum())
+    shard.metadata.update({"start": start, "simulations": len(result.x2), "converged": converged})
+    print(f"shard at {start}: {converged}/{len(result.x2)} simulations converged", flush=True)
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def gather_three_body_simulations(
+    shards: Input[list[Dataset]], validation_fraction: float, seed: int,
+    training: Output[Dataset], validation: Output[Dataset], statistics: Output[Metrics],
+):
+    """Join the shards and split them by simulation into training and held-out rows.
+
+    Args:
+        shards: The shards' outputs, in any order.
         validation_fraction: Share of the converged simulations held out for evaluation.
-        seed: Random seed of the initial conditions and the split.
+        seed: Random seed of the split.
         training: Rows (t, x2x, x2y) -> (x1, x2) of the training simulations.
         validation: The same for the held-out simulations.
         statistics: Simulated, converged and dropped counts and the energy error.
@@ -26,21 +66,17 @@ def simulate_three_body(
     from pathlib import Path
 
     from components.three_body import dataset
-    from components.three_body.simulate import sample_initial_x2, simulate
+    from components.three_body.shards import gather, load_shard
 
-    x2 = sample_initial_x2(simulations, seed)
-    result = simulate(x2, t_max, progress=lambda done, total: print(f"simulated {done}/{total}", flush=True))
-    rows = dataset.to_rows(result, x2)
-    train_ids, validation_ids = dataset.split_by_simulation(rows.simulation, validation_fraction, seed)
-    dataset.save(Path(training.path), rows.subset(train_ids))
+    gathered = gather([load_shard(Path(s.path)) for s in shards], validation_fraction, seed)
+    dataset.save(Path(training.path), gathered.training)
+    dataset.save(Path(validation.path), gathered.validation)
     training.metadata["sha256"] = hashlib.sha256(Path(training.path).read_bytes()).hexdigest()
-    dataset.save(Path(validation.path), rows.subset(validation_ids))
-    converged = int(result.converged.sum())
-    for key, value in {"simulations": simulations, "converged": converged, "dropped": simulations - converged,
-                       "training_simulations": len(train_ids), "validation_simulations": len(validation_ids),
-                       "max_energy_error_kept": float(result.energy_error[result.converged].max())}.items():
-        statistics.log_metric(key, float(value))
-    print(f"{converged}/{simulations} simulations converged; {simulations - converged} dropped", flush=True)
+    for key, value in gathered.statistics.items():
+        statistics.log_metric(key, value)
+    stats = gathered.statistics
+    print(f"{stats['converged']:.0f}/{stats['simulations']:.0f} simulations converged; "
+          f"{stats['dropped']:.0f} dropped", flush=True)
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)

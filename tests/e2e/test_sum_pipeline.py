@@ -18,7 +18,8 @@ SMALL = ["size=4000", "eval_size=1000", "epochs=12", "max_relative_mae=0.02"]
 
 
 def run(model_server, overrides):
-    params = registry()["sum"].params(overrides + [f"server_url={model_server}"])
+    params = cli.local_params(registry()["sum"], overrides)
+    assert params["server_url"] == model_server
     registry()["sum"].validate(params)
     return params, cli.run_locally("sum", params)
 

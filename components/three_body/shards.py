@@ -1,0 +1,93 @@
+"""Simulation in shards: the same initial conditions and trajectories as one process, in pieces.
+
+A cluster simulates the paper's 10,000 runs in parallel pods (`dsl.ParallelFor` over
+`shard_starts`), each shard caches on its own, and `gather` joins them. Shard k simulates
+initial conditions [start, start + size) of `sample_initial_x2(simulations, seed)`, whose
+first m draws do not depend on how many are drawn, and every simulation steps on its own:
+the gathered rows are the rows one process would make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from components.three_body import dataset
+from components.three_body.simulate import ProgressCallback, sample_initial_x2, simulate
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One shard's initial conditions, what became of each, and the rows of the converged ones."""
+
+    start: int
+    x2: np.ndarray  # (n, 2)
+    converged: np.ndarray  # (n,) bool
+    energy_error: np.ndarray  # (n,)
+    rows: dataset.TrajectoryRows  # simulation ids are global: start + index in the shard
+
+
+def shard_starts(simulations: int, shard_size: int) -> list[int]:
+    if simulations < 1:
+        raise ValueError(f"simulations must be positive, got {simulations}")
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be positive, got {shard_size}")
+    return list(range(0, simulations, shard_size))
+
+
+def simulate_shard(
+    start: int, shard_size: int, simulations: int, t_max: float, seed: int, progress: ProgressCallback | None = None
+) -> Shard:
+    if not 0 <= start < simulations:
+        raise ValueError(f"shard start {start} is outside the {simulations} simulations")
+    x2 = sample_initial_x2(simulations, seed)[start : start + shard_size]
+    result = simulate(x2, t_max, progress=progress)
+    rows = dataset.to_rows(result, x2)
+    global_rows = dataset.TrajectoryRows(rows.inputs, rows.targets, rows.simulation + start)
+    return Shard(start, x2, result.converged, result.energy_error, global_rows)
+
+
+def save_shard(path: Path, shard: Shard) -> None:
+    with path.open("wb") as f:
+        np.savez(f, start=shard.start, x2=shard.x2, converged=shard.converged, energy_error=shard.energy_error,
+                 inputs=shard.rows.inputs, targets=shard.rows.targets, simulation=shard.rows.simulation)
+
+
+def load_shard(path: Path) -> Shard:
+    with np.load(path) as data:
+        rows = dataset.TrajectoryRows(data["inputs"], data["targets"], data["simulation"])
+        return Shard(int(data["start"]), data["x2"], data["converged"], data["energy_error"], rows)
+
+
+@dataclass(frozen=True)
+class Gathered:
+    training: dataset.TrajectoryRows
+    validation: dataset.TrajectoryRows
+    statistics: dict[str, float]
+
+
+def gather(shards: Sequence[Shard], validation_fraction: float, seed: int) -> Gathered:
+    """Join the shards (in any order) and split by simulation, exactly as one process would."""
+    ordered = sorted(shards, key=lambda shard: shard.start)
+    rows = dataset.TrajectoryRows(
+        np.concatenate([s.rows.inputs for s in ordered]),
+        np.concatenate([s.rows.targets for s in ordered]),
+        np.concatenate([s.rows.simulation for s in ordered]),
+    )
+    converged = np.concatenate([s.converged for s in ordered])
+    energy_error = np.concatenate([s.energy_error for s in ordered])
+    train_ids, validation_ids = dataset.split_by_simulation(rows.simulation, validation_fraction, seed)
+    simulations = len(converged)
+    statistics = {
+        "simulations": float(simulations),
+        "shards": float(len(ordered)),
+        "converged": float(converged.sum()),
+        "dropped": float(simulations - converged.sum()),
+        "training_simulations": float(len(train_ids)),
+        "validation_simulations": float(len(validation_ids)),
+        "max_energy_error_kept": float(energy_error[converged].max()),
+    }
+    return Gathered(rows.subset(train_ids), rows.subset(validation_ids), statistics)

@@ -1,0 +1,43 @@
+"""Shards give what one process gives: the same initial conditions, trajectories and split."""
+
+import numpy as np
+import pytest
+
+from components.three_body import dataset
+from components.three_body.shards import gather, load_shard, save_shard, shard_starts, simulate_shard
+from components.three_body.simulate import sample_initial_x2, simulate
+
+SIMULATIONS, T_MAX, SEED = 7, 0.5, 3
+
+
+def test_shard_starts_cover_every_simulation_once():
+    assert shard_starts(7, 3) == [0, 3, 6]
+    assert shard_starts(6, 10) == [0]
+    for bad in ((0, 3), (5, 0)):
+        with pytest.raises(ValueError, match="must be positive"):
+            shard_starts(*bad)
+
+
+def test_sharded_simulation_equals_one_process(tmp_path):
+    x2 = sample_initial_x2(SIMULATIONS, SEED)
+    rows = dataset.to_rows(simulate(x2, T_MAX), x2)
+    expected_train, expected_validation = (rows.subset(ids) for ids in
+                                           dataset.split_by_simulation(rows.simulation, 0.3, SEED))
+
+    shards = []
+    for start in reversed(shard_starts(SIMULATIONS, 3)):  # gathered in any order
+        save_shard(tmp_path / f"{start}.npz", simulate_shard(start, 3, SIMULATIONS, T_MAX, SEED))
+        shards.append(load_shard(tmp_path / f"{start}.npz"))
+    gathered = gather(shards, 0.3, SEED)
+
+    for got, want in ((gathered.training, expected_train), (gathered.validation, expected_validation)):
+        np.testing.assert_array_equal(got.simulation, want.simulation)
+        np.testing.assert_array_equal(got.inputs, want.inputs)
+        # Equal to the last bits: numpy's SIMD loops may round differently for another batch length.
+        np.testing.assert_allclose(got.targets, want.targets, rtol=0, atol=1e-14)
+    assert gathered.statistics["simulations"] == SIMULATIONS and gathered.statistics["shards"] == 3
+
+
+def test_a_shard_outside_the_simulations_is_refused():
+    with pytest.raises(ValueError, match="outside"):
+        simulate_shard(7, 3, SIMULATIONS, T_MAX, SEED)

@@ -1,0 +1,62 @@
+"""How a cluster runs each task: caching by intent, retries, a deadline, and resources.
+
+Every task of every pipeline goes through `pure` or `side_effect`, so none is left to a
+backend default: a KFP backend caches a task unless told otherwise, and a pod without
+requests is refused in a namespace with a ResourceQuota. kfp's local runner ignores the
+resources and the deadline (it honours caching only when asked and retries always).
+
+The sizes come from the peaks measured by `tests/benchmarks/bench_task_resources.py` (a
+table in the README), with headroom: limits about twice the measured peak resident memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kfp import kubernetes
+from kfp.dsl import PipelineTask
+
+
+@dataclass(frozen=True)
+class Size:
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+    timeout_seconds: int
+
+
+# numpy work and kfp's executor: data generation, planning, gathering shards.
+SMALL = Size("250m", "1", "512Mi", "1Gi", 30 * 60)
+# A process that imports TensorFlow or KServe, but does little with it: evaluate, deploy, monitor.
+SERVING = Size("500m", "1", "1536Mi", "3Gi", 30 * 60)
+# Training: the network's batches, on as many cores as the limit gives TensorFlow.
+TRAINING = Size("1", "4", "3Gi", "6Gi", 24 * 60 * 60)
+# One simulation shard: the integrator's state and the shard's trajectories.
+SIMULATION = Size("1", "1", "1Gi", "2Gi", 2 * 60 * 60)
+
+RETRIES = 3
+FIRST_BACKOFF = "30s"
+MAX_BACKOFF = "5m"
+
+
+def _sized(task: PipelineTask, size: Size) -> PipelineTask:
+    task.set_cpu_request(size.cpu_request).set_cpu_limit(size.cpu_limit)
+    task.set_memory_request(size.memory_request).set_memory_limit(size.memory_limit)
+    return kubernetes.set_timeout(task, size.timeout_seconds)
+
+
+def pure(task: PipelineTask, size: Size) -> PipelineTask:
+    """A task whose outputs follow from its inputs alone: a cache hit is the same result."""
+    return _sized(task.set_caching_options(True), size)
+
+
+def side_effect(task: PipelineTask, size: Size) -> PipelineTask:
+    """A task that reads the clock, the traffic log, the champion or the serving record, or deploys.
+
+    Never cached (a cache hit would reuse yesterday's answer or deploy nothing); retried with
+    backoff, since what it touches (the store, the cluster API) has transient failures.
+    """
+    task.set_caching_options(False)
+    task.set_retry(RETRIES, backoff_duration=FIRST_BACKOFF, backoff_factor=2.0, backoff_max_duration=MAX_BACKOFF)
+    return _sized(task, size)

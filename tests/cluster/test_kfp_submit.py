@@ -351,6 +351,7 @@ def test_cli_submit_and_schedule(server: KfpContractServer, compiled_in_tmp: Pat
     [
         (["submit", "nope"], "unknown pipeline"),
         (["submit", "sum", "--param", "epochs=many"], "not a valid int"),
+        (["submit", "sum", "--preset", "paper"], "unknown preset"),  # presets reach the parameters
         (["schedule", "sum", "--cron", "0 3 * * *"], "6 fields"),
     ],
 )

@@ -72,7 +72,7 @@ def backend_info(client: kfp.Client) -> Backend:
     return Backend(tag_name=tag if tag and tag != "unknown" else None, multi_user=answer.get("multi_user") is True)
 
 
-def check_backend(client: kfp.Client) -> Backend:
+def check_backend(client: kfp.Client) -> None:
     """Refuse a backend older than MIN_BACKEND_VERSION, and a multi-user one without a namespace.
 
     A backend that does not report a parseable version (a build without TAG_NAME reports
@@ -100,7 +100,6 @@ def check_backend(client: kfp.Client) -> Backend:
             "this Kubeflow Pipelines deployment is multi-user: give the profile namespace "
             "(--namespace) to create pipelines, experiments and runs in"
         )
-    return backend
 
 
 def package_digest(package_path: Path) -> str:

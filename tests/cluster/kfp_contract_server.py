@@ -2,13 +2,21 @@
 
 Contract followed: kubeflow/pipelines `backend/api/v2beta1/swagger/` — the operations,
 query parameters and definitions of `kfp_api_single_file.swagger.json` (info.version 2.5.0)
-for healthz, pipelines, pipeline versions, experiments, runs and recurring runs, and
-`pipeline.upload.swagger.json` (commit 0656c3d5, which adds `tags` and `code_source_url`) for
-the two multipart uploads. Field names are proto JSON names (snake_case); int64 fields such as
-`max_concurrency` are answered as strings, as protobuf's JSON mapping does; errors are
-`googlerpcStatus` bodies. Beyond the spec, it does what the real server and driver do with
-what it was sent: unique pipeline, version and experiment names (409), references to things
-that exist (404), and run parameters that the pipeline declares, of the declared type (400).
+for pipelines, pipeline versions, experiments, runs and recurring runs (list and delete
+included), and `pipeline.upload.swagger.json` (commit 0656c3d5, which adds `tags` and
+`code_source_url`) for the two multipart uploads. Field names are proto JSON names
+(snake_case, but `recurringRuns` in a list answer, as the proto spells it); int64 fields such
+as `max_concurrency` are answered as strings, as protobuf's JSON mapping does; errors are
+`googlerpcStatus` bodies. Healthz answers what the API server's own handler writes
+(`backend/src/apiserver/main.go`), not only the swagger's `multi_user`/`pipeline_store`:
+`commit_sha` and `tag_name` come from the server's COMMIT_SHA/TAG_NAME ("unknown" if unset).
+
+Beyond the spec, it does what the real server and driver do with what it was sent: unique
+pipeline, version and experiment names (409), references to things that exist (404), run
+parameters that the pipeline declares, of the declared type (400), and namespaces as the
+resource manager treats them: ignored in single-user mode (`ReplaceNamespace`), required in
+multi-user mode for uploads (#13400), experiments and listings, which then see only that
+namespace; runs and recurring runs take the namespace of their experiment.
 
 Every request outside the contract, or refused, is recorded in `violations`; unknown paths
 get 404. Tests assert that `violations` stays empty.
@@ -44,27 +52,90 @@ QUERY = {
     ("POST", "experiments"): set(),
     ("POST", "runs"): {"experiment_id"},
     ("POST", "recurringruns"): set(),
+    ("GET", "recurringruns"): LIST_QUERY | {"namespace", "experiment_id"},
+    ("DELETE", "recurringrun"): set(),
 }
+# What a release build's TAG_NAME holds; the default of the stand-in's healthz.
+DEFAULT_TAG_NAME = "2.15.0"
 # Input fields of the request bodies, from the definitions of the spec.
-EXPERIMENT_FIELDS = {"experiment_id", "display_name", "description", "created_at", "namespace", "storage_state",
-                     "last_run_created_at"}
-RUN_FIELDS = {"experiment_id", "run_id", "display_name", "storage_state", "description", "pipeline_version_id",
-              "pipeline_spec", "pipeline_version_reference", "runtime_config", "service_account", "created_at",
-              "scheduled_at", "finished_at", "state", "error", "run_details", "recurring_run_id", "state_history"}
-RECURRING_RUN_FIELDS = {"recurring_run_id", "display_name", "description", "pipeline_version_id", "pipeline_spec",
-                        "pipeline_version_reference", "runtime_config", "service_account", "max_concurrency",
-                        "trigger", "mode", "created_at", "updated_at", "status", "error", "no_catchup", "namespace",
-                        "experiment_id"}
+EXPERIMENT_FIELDS = {
+    "experiment_id",
+    "display_name",
+    "description",
+    "created_at",
+    "namespace",
+    "storage_state",
+    "last_run_created_at",
+}
+RUN_FIELDS = {
+    "experiment_id",
+    "run_id",
+    "display_name",
+    "storage_state",
+    "description",
+    "pipeline_version_id",
+    "pipeline_spec",
+    "pipeline_version_reference",
+    "runtime_config",
+    "service_account",
+    "created_at",
+    "scheduled_at",
+    "finished_at",
+    "state",
+    "error",
+    "run_details",
+    "recurring_run_id",
+    "state_history",
+}
+RECURRING_RUN_FIELDS = {
+    "recurring_run_id",
+    "display_name",
+    "description",
+    "pipeline_version_id",
+    "pipeline_spec",
+    "pipeline_version_reference",
+    "runtime_config",
+    "service_account",
+    "max_concurrency",
+    "trigger",
+    "mode",
+    "created_at",
+    "updated_at",
+    "status",
+    "error",
+    "no_catchup",
+    "namespace",
+    "experiment_id",
+}
 RUNTIME_CONFIG_FIELDS = {"parameters", "pipeline_root"}
 VERSION_REFERENCE_FIELDS = {"pipeline_id", "pipeline_version_id"}
 TRIGGER_FIELDS = {"cron_schedule", "periodic_schedule"}
 CRON_FIELDS = {"start_time", "end_time", "cron"}
-PREDICATE_FIELDS = {"operation", "key", "int_value", "long_value", "string_value", "timestamp_value", "int_values",
-                    "long_values", "string_values", "intValue", "longValue", "stringValue", "timestampValue",
-                    "intValues", "longValues", "stringValues"}  # protojson reads either spelling
+PREDICATE_FIELDS = {
+    "operation",
+    "key",
+    "int_value",
+    "long_value",
+    "string_value",
+    "timestamp_value",
+    "int_values",
+    "long_values",
+    "string_values",
+    "intValue",
+    "longValue",
+    "stringValue",
+    "timestampValue",
+    "intValues",
+    "longValues",
+    "stringValues",
+}  # protojson reads either spelling
 PARAMETER_TYPES: dict[str, tuple[type, ...]] = {
-    "STRING": (str,), "NUMBER_INTEGER": (int,), "NUMBER_DOUBLE": (int, float), "BOOLEAN": (bool,),
-    "LIST": (list,), "STRUCT": (dict,),
+    "STRING": (str,),
+    "NUMBER_INTEGER": (int,),
+    "NUMBER_DOUBLE": (int, float),
+    "BOOLEAN": (bool,),
+    "LIST": (list,),
+    "STRUCT": (dict,),
 }
 
 
@@ -75,8 +146,7 @@ class Refused(Exception):
 
 
 # google.rpc.Code of each HTTP status the server answers with.
-_RPC_CODES = {HTTPStatus.BAD_REQUEST: 3, HTTPStatus.NOT_FOUND: 5, HTTPStatus.CONFLICT: 6,
-              HTTPStatus.UNAUTHORIZED: 16}
+_RPC_CODES = {HTTPStatus.BAD_REQUEST: 3, HTTPStatus.NOT_FOUND: 5, HTTPStatus.CONFLICT: 6, HTTPStatus.UNAUTHORIZED: 16}
 
 
 def _bad(message: str) -> Refused:
@@ -105,9 +175,14 @@ class ContractState:
 class KfpContractServer:
     """Serve the contract on 127.0.0.1 at a free port, in a thread; use as a context manager."""
 
-    def __init__(self, token: str | None = None, multi_user: bool = False) -> None:
+    def __init__(
+        self, token: str | None = None, multi_user: bool = False, tag_name: str | None = DEFAULT_TAG_NAME
+    ) -> None:
+        """`tag_name=None` answers healthz with the swagger's fields only, as a proxy or an
+        older server might; "unknown" is what a server built without TAG_NAME reports."""
         self.token = token
         self.multi_user = multi_user
+        self.tag_name = tag_name
         self.state = ContractState()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -139,6 +214,14 @@ class KfpContractServer:
         second = next(self._clock)
         return f"2025-01-01T00:{second // 60:02d}:{second % 60:02d}Z"
 
+    def _namespace(self, given: str | None, what: str) -> str:
+        """The namespace a resource lands in: none in single-user mode, a required one otherwise."""
+        if not self.multi_user:
+            return ""
+        if not given:
+            raise _bad(f"{what}: a namespace is required in multi-user mode")
+        return given
+
     def _pipeline(self, pipeline_id: str) -> dict[str, Any]:
         found = next((p for p in self.state.pipelines if p["pipeline_id"] == pipeline_id), None)
         if found is None:
@@ -166,11 +249,19 @@ class KfpContractServer:
             raise _bad(f"filter is not a JSON-serialized Filter: {raw_filter!r}") from None
         for predicate in predicates:
             _only(predicate, PREDICATE_FIELDS, "filter predicate")
-            # protojson takes an enum by name or by number (EQUALS = 1); kfp.Client sends the number
-            if predicate.get("operation") not in ("EQUALS", 1) or predicate.get("key") not in ("name", "display_name"):
-                raise _bad(f"this stand-in only filters on name EQUALS, got {predicate}")
+            # protojson takes an enum by name or by number (EQUALS = 1, IS_SUBSTRING = 9)
+            operation = {1: "EQUALS", 9: "IS_SUBSTRING"}.get(predicate.get("operation"), predicate.get("operation"))
+            if operation not in ("EQUALS", "IS_SUBSTRING") or predicate.get("key") not in ("name", "display_name"):
+                raise _bad(f"this stand-in only filters names with EQUALS or IS_SUBSTRING, got {predicate}")
             value = predicate.get("string_value", predicate.get("stringValue"))
-            items = [item for item in items if item.get(predicate["key"]) == value]
+            if not isinstance(value, str):
+                raise _bad(f"{operation} takes a string_value, got {predicate}")
+            key = predicate["key"]
+            items = [
+                item
+                for item in items
+                if (item.get(key) == value if operation == "EQUALS" else value in item.get(key, ""))
+            ]
         return items
 
     @staticmethod
@@ -194,7 +285,8 @@ class KfpContractServer:
         if len(body) > MAX_PACKAGE_BYTES:
             raise _bad("package larger than 32MB")
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+            f"Content-Type: {content_type}\r\n\r\n".encode() + body
+        )
         parts = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()}
         if set(parts) != {"uploadfile"}:
             raise _bad(f"expected exactly the form field 'uploadfile', got {sorted(parts)}")
@@ -223,8 +315,11 @@ class KfpContractServer:
         reference = body.get("pipeline_version_reference")
         if ("pipeline_spec" in body) == (reference is not None):
             raise _bad(f"{what}: give exactly one of pipeline_spec and pipeline_version_reference")
+        if self.multi_user and not body.get("experiment_id"):
+            raise _bad(f"{what}: an experiment (whose namespace it runs in) is required in multi-user mode")
         if "experiment_id" in body and not any(
-                e["experiment_id"] == body["experiment_id"] for e in self.state.experiments):
+            e["experiment_id"] == body["experiment_id"] for e in self.state.experiments
+        ):
             raise Refused(HTTPStatus.NOT_FOUND, f"experiment {body['experiment_id']} not found")
         config = body.get("runtime_config")
         if not isinstance(config, dict):
@@ -246,29 +341,46 @@ class KfpContractServer:
     # --- operations --------------------------------------------------------------------------
 
     def healthz(self) -> dict[str, Any]:
-        return {"multi_user": self.multi_user, "pipeline_store": "database"}
+        answer: dict[str, Any] = {"multi_user": self.multi_user, "pipeline_store": "database"}
+        if self.tag_name is not None:
+            answer.update(commit_sha="0123abc" if self.tag_name != "unknown" else "unknown", tag_name=self.tag_name)
+        return answer
 
     def upload(self, query: dict[str, str], content_type: str, body: bytes) -> dict[str, Any]:
         filename, spec = self._package(content_type, body)
         name = query.get("name") or query.get("display_name") or filename.rsplit(".", 1)[0]
-        namespace = query.get("namespace", "")
-        if any(p["name"] == name and p.get("namespace", "") == namespace for p in self.state.pipelines):
+        namespace = self._namespace(query.get("namespace"), "pipeline upload")
+        if any(p["name"] == name and p["namespace"] == namespace for p in self.state.pipelines):
             raise Refused(HTTPStatus.CONFLICT, f"AlreadyExists: a pipeline named {name!r} exists")
-        pipeline = {"pipeline_id": self._id("pipeline"), "name": name,
-                    "display_name": query.get("display_name") or name, "created_at": self._now()}
-        pipeline.update({k: query[k] for k in ("description", "namespace") if query.get(k)})
+        pipeline = {
+            "pipeline_id": self._id("pipeline"),
+            "name": name,
+            "namespace": namespace,
+            "display_name": query.get("display_name") or name,
+            "created_at": self._now(),
+        }
+        if query.get("description"):
+            pipeline["description"] = query["description"]
         self.state.pipelines.append(pipeline)
         # The upload also creates the first version, named like the pipeline.
-        self._add_version(pipeline["pipeline_id"], name, query.get("display_name") or name,
-                          query.get("description"), spec)
+        self._add_version(
+            pipeline["pipeline_id"], name, query.get("display_name") or name, query.get("description"), spec
+        )
         return pipeline
 
-    def _add_version(self, pipeline_id: str, name: str, display_name: str, description: str | None,
-                     spec: dict[str, Any]) -> dict[str, Any]:
+    def _add_version(
+        self, pipeline_id: str, name: str, display_name: str, description: str | None, spec: dict[str, Any]
+    ) -> dict[str, Any]:
         if any(v["pipeline_id"] == pipeline_id and v["name"] == name for v in self.state.versions):
             raise Refused(HTTPStatus.CONFLICT, f"AlreadyExists: pipeline {pipeline_id} has a version named {name!r}")
-        version = {"pipeline_id": pipeline_id, "pipeline_version_id": self._id("version"), "name": name,
-                   "display_name": display_name, "created_at": self._now(), "pipeline_spec": spec}
+        version = {
+            "pipeline_id": pipeline_id,
+            "pipeline_version_id": self._id("version"),
+            "name": name,
+            "display_name": display_name,
+            "created_at": self._now(),
+            "pipeline_spec": spec,
+        }
         if description:
             version["description"] = description
         self.state.versions.append(version)
@@ -281,19 +393,30 @@ class KfpContractServer:
         if not query.get("name"):
             raise _bad("a pipeline version needs a name")
         self._pipeline(query["pipelineid"])
-        return self._add_version(query["pipelineid"], query["name"], query.get("display_name") or query["name"],
-                                 query.get("description"), spec)
+        return self._add_version(
+            query["pipelineid"],
+            query["name"],
+            query.get("display_name") or query["name"],
+            query.get("description"),
+            spec,
+        )
 
     def create_experiment(self, body: dict[str, Any]) -> dict[str, Any]:
         _only(body, EXPERIMENT_FIELDS, "experiment")
         if not body.get("display_name"):
             raise _bad("experiment.display_name is a required input")
-        namespace = body.get("namespace") or ""
-        if any(e["display_name"] == body["display_name"] and e["namespace"] == namespace
-               for e in self.state.experiments):
+        namespace = self._namespace(body.get("namespace"), "experiment")
+        if any(
+            e["display_name"] == body["display_name"] and e["namespace"] == namespace for e in self.state.experiments
+        ):
             raise Refused(HTTPStatus.CONFLICT, f"AlreadyExists: experiment {body['display_name']!r}")
-        experiment = {"experiment_id": self._id("experiment"), "display_name": body["display_name"],
-                      "created_at": self._now(), "namespace": namespace, "storage_state": "AVAILABLE"}
+        experiment = {
+            "experiment_id": self._id("experiment"),
+            "display_name": body["display_name"],
+            "created_at": self._now(),
+            "namespace": namespace,
+            "storage_state": "AVAILABLE",
+        }
         if body.get("description"):
             experiment["description"] = body["description"]
         self.state.experiments.append(experiment)
@@ -306,12 +429,20 @@ class KfpContractServer:
         if "experiment_id" in query:
             body = {**body, "experiment_id": query["experiment_id"]}
         version, config = self._runtime(body, "run")
-        run = {"run_id": self._id("run"), "display_name": body["display_name"], "runtime_config": config,
-               "created_at": self._now(), "state": "PENDING", "storage_state": "AVAILABLE",
-               **{k: body[k] for k in ("experiment_id", "service_account", "description") if body.get(k)}}
+        run = {
+            "run_id": self._id("run"),
+            "display_name": body["display_name"],
+            "runtime_config": config,
+            "created_at": self._now(),
+            "state": "PENDING",
+            "storage_state": "AVAILABLE",
+            **{k: body[k] for k in ("experiment_id", "service_account", "description") if body.get(k)},
+        }
         if version:
-            run["pipeline_version_reference"] = {"pipeline_id": version["pipeline_id"],
-                                                 "pipeline_version_id": version["pipeline_version_id"]}
+            run["pipeline_version_reference"] = {
+                "pipeline_id": version["pipeline_id"],
+                "pipeline_version_id": version["pipeline_version_id"],
+            }
         self.state.runs.append(run)
         return run
 
@@ -338,23 +469,31 @@ class KfpContractServer:
         version, config = self._runtime(body, "recurring run")
         experiment = next((e for e in self.state.experiments if e["experiment_id"] == body.get("experiment_id")), {})
         recurring = {
-            "recurring_run_id": self._id("recurring"), "display_name": body["display_name"],
-            "runtime_config": config, "max_concurrency": str(concurrency), "trigger": trigger,
-            "mode": body["mode"], "status": "ENABLED" if body["mode"] == "ENABLE" else "DISABLED",
-            "no_catchup": bool(body.get("no_catchup", False)), "created_at": self._now(),
+            "recurring_run_id": self._id("recurring"),
+            "display_name": body["display_name"],
+            "runtime_config": config,
+            "max_concurrency": str(concurrency),
+            "trigger": trigger,
+            "mode": body["mode"],
+            "status": "ENABLED" if body["mode"] == "ENABLE" else "DISABLED",
+            "no_catchup": bool(body.get("no_catchup", False)),
+            "created_at": self._now(),
             "namespace": experiment.get("namespace", ""),
             **{k: body[k] for k in ("experiment_id", "service_account", "description") if body.get(k)},
         }
         recurring["updated_at"] = recurring["created_at"]
         if version:
-            recurring["pipeline_version_reference"] = {"pipeline_id": version["pipeline_id"],
-                                                       "pipeline_version_id": version["pipeline_version_id"]}
+            recurring["pipeline_version_reference"] = {
+                "pipeline_id": version["pipeline_id"],
+                "pipeline_version_id": version["pipeline_version_id"],
+            }
         self.state.recurring_runs.append(recurring)
         return recurring
 
     def list_pipelines(self, query: dict[str, str]) -> dict[str, Any]:
-        namespace = query.get("namespace")
-        pipelines = [p for p in self.state.pipelines if not namespace or p.get("namespace") == namespace]
+        # Without a namespace, a multi-user server lists the shared pipelines (namespace "").
+        namespace = query.get("namespace", "") if self.multi_user else ""
+        pipelines = [p for p in self.state.pipelines if p["namespace"] == namespace]
         return self._page(self._filtered(pipelines, query.get("filter")), query, "pipelines")
 
     def list_versions(self, pipeline_id: str, query: dict[str, str]) -> dict[str, Any]:
@@ -363,9 +502,29 @@ class KfpContractServer:
         return self._page(self._filtered(versions, query.get("filter")), query, "pipeline_versions")
 
     def list_experiments(self, query: dict[str, str]) -> dict[str, Any]:
-        experiments = [e for e in self.state.experiments
-                       if "namespace" not in query or e["namespace"] == query["namespace"]]
+        namespace = self._namespace(query.get("namespace"), "listing experiments")
+        experiments = [e for e in self.state.experiments if e["namespace"] == namespace]
         return self._page(self._filtered(experiments, query.get("filter")), query, "experiments")
+
+    def list_recurring_runs(self, query: dict[str, str]) -> dict[str, Any]:
+        """By experiment or by namespace (one of them in multi-user mode), then the filter."""
+        recurring = self.state.recurring_runs
+        if query.get("experiment_id"):
+            if not any(e["experiment_id"] == query["experiment_id"] for e in self.state.experiments):
+                raise Refused(HTTPStatus.NOT_FOUND, f"experiment {query['experiment_id']} not found")
+            recurring = [r for r in recurring if r.get("experiment_id") == query["experiment_id"]]
+        else:
+            namespace = self._namespace(query.get("namespace"), "listing recurring runs without an experiment")
+            recurring = [r for r in recurring if r["namespace"] == namespace]
+        # The proto names this field recurringRuns, so its JSON name is camelCase.
+        return self._page(self._filtered(recurring, query.get("filter")), query, "recurringRuns")
+
+    def delete_recurring_run(self, recurring_run_id: str) -> dict[str, Any]:
+        found = next((r for r in self.state.recurring_runs if r["recurring_run_id"] == recurring_run_id), None)
+        if found is None:
+            raise Refused(HTTPStatus.NOT_FOUND, f"recurring run {recurring_run_id} not found")
+        self.state.recurring_runs.remove(found)
+        return {}  # google.protobuf.Empty
 
     def dispatch(self, method: str, path: str, query: dict[str, str], content_type: str, body: bytes) -> Any:
         """Route one request; Refused for anything outside the contract."""
@@ -374,15 +533,20 @@ class KfpContractServer:
             ("GET", ("healthz",)): ("healthz", self.healthz),
             ("GET", ("pipelines",)): ("pipelines", lambda: self.list_pipelines(query)),
             ("POST", ("pipelines", "upload")): ("upload", lambda: self.upload(query, content_type, body)),
-            ("POST", ("pipelines", "upload_version")):
-                ("upload_version", lambda: self.upload_version(query, content_type, body)),
+            ("POST", ("pipelines", "upload_version")): (
+                "upload_version",
+                lambda: self.upload_version(query, content_type, body),
+            ),
             ("GET", ("experiments",)): ("experiments", lambda: self.list_experiments(query)),
             ("POST", ("experiments",)): ("experiments", lambda: self.create_experiment(_json(body))),
             ("POST", ("runs",)): ("runs", lambda: self.create_run(query, _json(body))),
             ("POST", ("recurringruns",)): ("recurringruns", lambda: self.create_recurring_run(_json(body))),
+            ("GET", ("recurringruns",)): ("recurringruns", lambda: self.list_recurring_runs(query)),
         }
         if method == "GET" and len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "versions":
             operation = ("versions", lambda: self.list_versions(parts[1], query))
+        elif method == "DELETE" and len(parts) == 2 and parts[0] == "recurringruns":
+            operation = ("recurringrun", lambda: self.delete_recurring_run(parts[1]))
         elif (method, parts) in routes:
             operation = routes[(method, parts)]
         else:
@@ -406,8 +570,10 @@ class KfpContractServer:
                     try:
                         if server.token and self.headers.get("Authorization") != f"Bearer {server.token}":
                             raise Refused(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token")
-                        status, answer = HTTPStatus.OK, server.dispatch(
-                            self.command, url.path, query, self.headers.get("Content-Type", ""), body)
+                        status, answer = (
+                            HTTPStatus.OK,
+                            server.dispatch(self.command, url.path, query, self.headers.get("Content-Type", ""), body),
+                        )
                     except Refused as refused:
                         server.state.violations.append(f"{self.command} {self.path}: {refused}")
                         status = refused.status
@@ -419,7 +585,7 @@ class KfpContractServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = _serve
+            do_GET = do_POST = do_DELETE = _serve
 
             def _unsupported(self) -> None:
                 with server._lock:
@@ -428,7 +594,7 @@ class KfpContractServer:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            do_PUT = do_PATCH = do_DELETE = _unsupported
+            do_PUT = do_PATCH = _unsupported
 
             def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
                 pass

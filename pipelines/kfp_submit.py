@@ -272,9 +272,7 @@ def handle(args: argparse.Namespace) -> int:
         return 2
     entry = pipelines[args.name]
     try:
-        # In a cluster, deploy to KServe unless told otherwise.
-        defaults = ["deploy_target=kserve"] if "deploy_target" in entry.params([]) else []
-        params = entry.params(defaults + args.param, args.preset)
+        params = entry.params(args.param, args.preset)  # the compiled defaults are the cluster's
         entry.validate(params)
         if args.kfp_action == "schedule":
             check_cron(args.cron)

@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 import re
 import time
+from itertools import combinations
 
 import numpy as np
 import pytest
+import yaml
 
-from ..drift import DriftReport, DriftThresholds, compare, holm_adjusted
+from ..drift import (
+    DriftReport,
+    DriftThresholds,
+    compare,
+    holm_adjusted,
+    load_dataset,
+    range_exceedance_pvalue,
+)
 from ..report import render_html, render_markdown
 
 PAIR = ["x", "y"]
@@ -331,3 +340,93 @@ def test_100k_rows_compare_and_render_in_a_few_seconds():
     total = time.perf_counter() - start
     assert compared < 3.0, f"compare took {compared:.2f}s"
     assert total < 5.0, f"compare + render took {total:.2f}s"
+
+
+# --- sampled units ----------------------------------------------------------------
+
+
+def trajectories(n_units: int, longest: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (t, x0) per unit: x0 fixed per unit, t on a grid up to a per-unit end (like stopped runs)."""
+    rows, units = [], []
+    for unit in range(n_units):
+        t = np.arange(0.0, rng.uniform(0.5, longest), 0.05)
+        rows.append(np.column_stack([t, np.full(t.size, rng.normal())]))
+        units.append(np.full(t.size, unit))
+    return np.vstack(rows), np.concatenate(units)
+
+
+def test_feature_varying_within_units_is_tested_by_permuting_whole_units():
+    rng = np.random.default_rng(20)
+    alarms = 0
+    for seed in range(10):
+        (ref, ref_units), (cur, cur_units) = trajectories(60, 4.0, rng), trajectories(15, 4.0, rng)
+        alarms += compare(ref, cur, PAIR, seed=seed, units=(ref_units, cur_units), unit_name="run").drift_detected
+    assert alarms <= 1, f"{alarms}/10 false alarms"
+
+    (ref, ref_units), (cur, cur_units) = trajectories(60, 4.0, rng), trajectories(15, 2.0, rng)
+    report = compare(ref, cur, PAIR, units=(ref_units, cur_units), unit_name="run")
+    assert ("ks_pvalue", ("x",)) in {(c.name, c.features) for c in report.tests if not c.passed}
+    ks = next(c for c in report.tests if c.name == "ks_pvalue" and c.features == ("x",))
+    assert "permutations of whole runs" in ks.reason
+    # x is constant within each run: tested on one row per run, so no pair or energy test needs a second one
+    assert [c.features for c in report.tests] == [("x",), ("x",), ("y",), ("y",)]
+    assert report.n_reference_units == 60 and report.n_current_units == 15
+
+
+def test_feature_on_the_same_grid_in_every_unit_is_noted_not_tested():
+    grid = np.arange(10.0)
+    ref = np.column_stack([np.tile(grid, 30), np.repeat(np.arange(30.0), 10)])
+    cur = np.column_stack([np.tile(grid, 5), np.repeat(np.arange(5.0) + 0.5, 10)])
+    units = (np.repeat(np.arange(30), 10), np.repeat(np.arange(5), 10))
+    report = compare(ref, cur, ["t", "x"], units=units, unit_name="simulation")
+    assert {c.features for c in report.checks} == {("x",)}
+    (note,) = report.notes
+    assert note.startswith("t takes the same 10 values in every simulation on both sides (a fixed grid)")
+    assert report.error_control.startswith("2 tests at family-wise alpha 0.05 (Holm), each on simulations")
+
+
+@pytest.mark.parametrize("n_reference, n_current", [(4, 3), (2, 5), (6, 1)])
+def test_range_exceedance_pvalue_matches_enumeration(n_reference, n_current):
+    """Every placement of the reference values among the pooled ranks is equally likely under no drift."""
+    total = n_reference + n_current
+    outside = []
+    for places in combinations(range(total), n_reference):
+        outside.append(places[0] + (total - 1 - places[-1]))
+    for k in range(n_current + 1):
+        expected = np.mean(np.array(outside) >= k)
+        assert range_exceedance_pvalue(k, n_reference, n_current) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "units, message",
+    [
+        ((np.arange(10), np.arange(9)), r"current units must be 1-D with one id per row \(10\)"),
+        ((np.zeros(10), np.arange(10)), "reference needs at least 2 units, got 1"),
+    ],
+)
+def test_bad_units_raise_value_error(units, message):
+    with pytest.raises(ValueError, match=message):
+        compare(np.arange(20.0).reshape(10, 2), np.arange(20.0).reshape(10, 2), PAIR, units=units)
+
+
+def test_load_dataset_reads_units_and_names_a_missing_column(tmp_path):
+    path = tmp_path / "rows.npz"
+    np.savez(path, inputs=np.ones((4, 2)), simulation=np.array([0, 0, 1, 1]))
+    inputs, units = load_dataset(path, "simulation")
+    assert inputs.shape == (4, 2) and units.tolist() == [0, 0, 1, 1]
+    assert load_dataset(path, "")[1] is None
+    with pytest.raises(ValueError, match=r"no unit column 'run'; its arrays are \['inputs', 'simulation'\]"):
+        load_dataset(path, "run")
+
+
+def test_component_keeps_rows_independent_by_default_and_documents_unit_column(tmp_path):
+    from kfp import compiler
+
+    from ..component import validate_data
+
+    path = tmp_path / "validate.yaml"
+    compiler.Compiler().compile(validate_data, str(path))
+    spec = yaml.safe_load(path.read_text())
+    unit_column = spec["root"]["inputDefinitions"]["parameters"]["unit_column"]
+    assert unit_column["defaultValue"] == "" and unit_column["isOptional"]
+    assert "sampled unit of each row" in unit_column["description"]

@@ -12,7 +12,13 @@ import pytest
 
 from components.three_body.simulate import sample_initial_x2
 
-from ..calibration import THREE_BODY_FEATURES, alarm_rate, sum_report, three_body_report, three_body_rows
+from ..calibration import (
+    THREE_BODY_FEATURES,
+    alarm_rate,
+    sum_report,
+    three_body_report,
+    three_body_rows,
+)
 from ..drift import compare
 
 SEEDS = range(20)

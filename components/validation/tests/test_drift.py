@@ -430,3 +430,33 @@ def test_component_keeps_rows_independent_by_default_and_documents_unit_column(t
     unit_column = spec["root"]["inputDefinitions"]["parameters"]["unit_column"]
     assert unit_column["defaultValue"] == "" and unit_column["isOptional"]
     assert "sampled unit of each row" in unit_column["description"]
+
+
+def test_component_tests_three_body_datasets_per_simulation(tmp_path):
+    from types import SimpleNamespace
+
+    from kfp.dsl import Metrics
+
+    from components.three_body import dataset
+    from components.three_body.simulate import sample_initial_x2
+
+    from ..calibration import three_body_rows
+    from ..component import validate_data
+
+    x2 = sample_initial_x2(60, 0)
+    for name, part, ids in (("training", x2[:50], np.arange(50)), ("held_out", x2[50:], np.arange(50, 60))):
+        inputs, local_ids = three_body_rows(part, 100)
+        rows = dataset.TrajectoryRows(inputs, np.zeros((len(inputs), 4)), ids[local_ids])
+        dataset.save(tmp_path / f"{name}.npz", rows)
+    outputs = {name: SimpleNamespace(path=str(tmp_path / name)) for name in ("summary", "report")}
+    metrics = Metrics()
+    passed = validate_data.python_func(
+        reference=SimpleNamespace(path=str(tmp_path / "training.npz")),
+        current=SimpleNamespace(path=str(tmp_path / "held_out.npz")),
+        feature_names="t, x2x, x2y", title="Training vs held-out simulations", alpha=0.05,
+        metrics=metrics, unit_column="simulation", **outputs,
+    )
+    summary = (tmp_path / "summary").read_text()
+    assert passed is True and "No drift detected: all 6 tests passed." in summary
+    assert "Reference: 5,000 rows from 50 simulations. Current: 1,000 rows from 10 simulations." in summary
+    assert metrics.metadata == {"drift_detected": 0.0, "failed_tests": 0.0, "tests": 6.0}

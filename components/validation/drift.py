@@ -311,7 +311,7 @@ def compare(
         tests += _correlation_tests(unit_names, ref_columns, cur_columns, thresholds, unit_name)
         tests.append(_energy_test(unit_names, ref_columns, cur_columns, thresholds, rng, unit_name))
 
-    smallest_level = thresholds.alpha / len(tests)
+    smallest_level = thresholds.alpha / max(len(tests), 1)
     if permuted and 1.0 / (thresholds.n_permutations + 1) > smallest_level:
         raise ValueError(
             f"n_permutations={thresholds.n_permutations} cannot give a p-value below the "

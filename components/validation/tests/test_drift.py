@@ -383,6 +383,8 @@ def test_feature_on_the_same_grid_in_every_unit_is_noted_not_tested():
     (note,) = report.notes
     assert note.startswith("t takes the same 10 values in every simulation on both sides (a fixed grid)")
     assert report.error_control.startswith("2 tests at family-wise alpha 0.05 (Holm), each on simulations")
+    only_grid = compare(ref[:, :1], cur[:, :1], ["t"], units=units, unit_name="simulation")
+    assert only_grid.tests == [] and not only_grid.drift_detected and len(only_grid.notes) == 1
 
 
 @pytest.mark.parametrize("n_reference, n_current", [(4, 3), (2, 5), (6, 1)])

@@ -32,7 +32,10 @@ def render_markdown(
 ) -> str:
     """Verdict and reasons first, so a reader sees why before the full table."""
     ref, cur, names = _inputs(report, reference, current, feature_names)
-    lines = [f"# {_md(title)}", "", f"**{_verdict(report)}**", "", _sizes(report), "", "## Why", ""]
+    lines = [f"# {_md(title)}", "", f"**{_verdict(report)}**", "", _sizes(report), "",
+             f"Error control: {_md(report.error_control)}.", ""]
+    lines += [f"Note: {_md(note)}" for note in report.notes] + ([""] if report.notes else [])
+    lines += ["## Why", ""]
     lines += [f"- {_md(r)}" for r in report.reasons] or ["Every check passed."]
     lines += [
         "",
@@ -42,9 +45,9 @@ def render_markdown(
         "| --- | --- | --- | ---: | --- | --- |",
     ]
     for c in report.checks:
-        result = "PASS" if c.passed else "**FAIL**"
+        result = "**FAIL**" if c.votes and not c.passed else _result(c)
         features = _md(", ".join(c.features))
-        cells = [result, c.name, features, f"{c.value:.4g}", _md(_fails_when(c)), _md(c.reason)]
+        cells = [result, c.name, features, f"{c.value:.4g}", _md(c.condition), _md(c.reason)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -72,9 +75,9 @@ def render_html(
     esc = html.escape
     reasons = "".join(f"<li>{esc(r)}</li>" for r in report.reasons) or "<li>Every check passed.</li>"
     rows = "".join(
-        f'<tr class="{"pass" if c.passed else "fail"}"><td>{"PASS" if c.passed else "FAIL"}</td>'
+        f'<tr class="{_row_class(c)}"><td>{_result(c)}</td>'
         f"<td>{esc(c.name)}</td><td>{esc(', '.join(c.features))}</td><td>{c.value:.4g}</td>"
-        f"<td>{esc(_fails_when(c))}</td><td>{esc(c.reason)}</td></tr>"
+        f"<td>{esc(c.condition)}</td><td>{esc(c.reason)}</td></tr>"
         for c in report.checks
     )
     plots = [_histogram_svg(name, ref[:, j], cur[:, j]) for j, name in enumerate(names)]
@@ -98,6 +101,8 @@ tr.pass td:first-child, p.pass {{ color: #1b7f3a; font-weight: bold; }}
 <h1>{esc(title)}</h1>
 <p class="{verdict_class}">{esc(_verdict(report))}</p>
 <p>{esc(_sizes(report))}</p>
+<p>Error control: {esc(report.error_control)}.</p>
+{"".join(f"<p>Note: {esc(note)}</p>" for note in report.notes)}
 <h2>Why</h2><ul>{reasons}</ul>
 <h2>Distributions</h2>{legend}<div class="plots">{"".join(plots)}</div>
 <h2>Checks</h2>
@@ -129,19 +134,30 @@ def _md(text: str) -> str:
 def _verdict(report: DriftReport) -> str:
     failed = len(report.reasons)
     if failed:
-        return f"Drift detected: {failed} of {len(report.checks)} checks failed."
-    return f"No drift detected: all {len(report.checks)} checks passed."
+        return f"Drift detected: {failed} of {len(report.tests)} tests failed."
+    return f"No drift detected: all {len(report.tests)} tests passed."
 
 
 def _sizes(report: DriftReport) -> str:
+    def side(rows: int, units: int) -> str:
+        return f"{rows:,} rows" if report.unit_name == "row" else f"{rows:,} rows from {units:,} {report.unit_name}s"
+
     return (
-        f"Reference: {report.n_reference:,} rows. Current: {report.n_current:,} rows. "
+        f"Reference: {side(report.n_reference, report.n_reference_units)}. "
+        f"Current: {side(report.n_current, report.n_current_units)}. "
         f"Features: {', '.join(report.feature_names)}."
     )
 
 
-def _fails_when(check: Check) -> str:
-    return f"{'>=' if check.higher_is_worse else '<'} {check.threshold:.3g}"
+def _result(check: Check) -> str:
+    """PASS/FAIL for tests; descriptive rows say only whether the effect is conventionally large."""
+    if check.votes:
+        return "PASS" if check.passed else "FAIL"
+    return "small" if check.passed else "large"
+
+
+def _row_class(check: Check) -> str:
+    return ("pass" if check.passed else "fail") if check.votes else "note"
 
 
 def _summary(values: np.ndarray) -> tuple[str, str]:

@@ -77,6 +77,7 @@ def three_body_pipeline(
     pure(validate_data(
         reference=simulated.outputs["training"], current=simulated.outputs["validation"],
         feature_names="t,x2x,x2y", title="Training vs held-out simulations", alpha=drift_alpha,
+        unit_column="simulation",
     ), SMALL).set_display_name("validate data: training vs held-out")
     trained = pure(train_three_body_model(
         dataset=simulated.outputs["training"], hidden_layers=hidden_layers, units=units,

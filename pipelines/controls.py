@@ -26,14 +26,18 @@ class Size:
     timeout_seconds: int
 
 
-# numpy work and kfp's executor: data generation, planning, gathering shards.
-SMALL = Size("250m", "1", "512Mi", "1Gi", 30 * 60)
-# A process that imports TensorFlow or KServe, but does little with it: evaluate, deploy, monitor.
-SERVING = Size("500m", "1", "1536Mi", "3Gi", 30 * 60)
-# Training: the network's batches, on as many cores as the limit gives TensorFlow.
+# Little data: data generation, planning the shards. Measured peak: 37-80 MiB.
+SMALL = Size("250m", "1", "256Mi", "512Mi", 30 * 60)
+# A whole dataset in memory: validation, gathering the shards. Measured: 106-190 MiB at the local
+# preset; the paper's ~9M rows (64 bytes each) are about 0.6 GB a copy, and gathering holds three.
+DATA = Size("500m", "1", "2Gi", "4Gi", 60 * 60)
+# TensorFlow or KServe loaded, little else: evaluate, deploy, monitor. Measured: 52-622 MiB.
+SERVING = Size("500m", "1", "768Mi", "1536Mi", 30 * 60)
+# Training: measured 592-678 MiB at the local presets; the paper's rows and their float32 copies
+# add about 1.5 GB. A day's deadline: the paper preset on CPU is hours.
 TRAINING = Size("1", "4", "3Gi", "6Gi", 24 * 60 * 60)
-# One simulation shard: the integrator's state and the shard's trajectories.
-SIMULATION = Size("1", "1", "1Gi", "2Gi", 2 * 60 * 60)
+# One shard of 500 simulations: the integrator's state and 500 trajectories. Measured: 132 MiB.
+SIMULATION = Size("1", "1", "512Mi", "1Gi", 2 * 60 * 60)
 
 RETRIES = 3
 FIRST_BACKOFF = "30s"

@@ -12,7 +12,7 @@ from kfp import dsl
 
 from components.monitor.component import collect_traffic, plan_retraining
 from components.validation.component import validate_data
-from pipelines.controls import SERVING, SMALL, pure, side_effect
+from pipelines.controls import DATA, SERVING, SMALL, pure, side_effect
 from pipelines.local_run import LocalRun
 from pipelines.store_access import with_store_access
 from pipelines.sum import sum_pipeline
@@ -48,7 +48,7 @@ def monitor_pipeline(
         validation = pure(validate_data(
             reference=collected.outputs["training_data"], current=collected.outputs["traffic"],
             feature_names="x,y", title="Served traffic vs training data", alpha=drift_alpha,
-        ), SMALL).set_display_name("validate: traffic vs training")
+        ), DATA).set_display_name("validate: traffic vs training")
         with dsl.If(validation.outputs["Output"] == False, name="drift found"):  # noqa: E712 (a KFP condition)
             plan = pure(plan_retraining(
                 training_data=collected.outputs["training_data"], traffic=collected.outputs["traffic"],

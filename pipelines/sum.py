@@ -7,7 +7,7 @@ from kfp import dsl
 
 from components.sum.component import evaluate_sum_model, generate_sum_data, train_sum_model
 from components.validation.component import validate_data
-from pipelines.controls import SERVING, SMALL, TRAINING, pure, side_effect
+from pipelines.controls import DATA, SERVING, SMALL, TRAINING, pure, side_effect
 from pipelines.gate import deploy_if_passed
 from pipelines.local_run import LocalRun
 from pipelines.store_access import with_store_access
@@ -80,7 +80,7 @@ def sum_pipeline(
     validation = pure(validate_data(
         reference=training_data.outputs["dataset"], current=eval_data.outputs["dataset"], feature_names="x,y",
         title="Training data vs serving distribution", alpha=drift_alpha,
-    ), SMALL).set_display_name("validate data: training vs serving")
+    ), DATA).set_display_name("validate data: training vs serving")
     trained = pure(train_sum_model(
         dataset=training_data.outputs["dataset"], epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, input_scale=input_scale, target_scale=target_scale, seed=seed,

@@ -14,7 +14,7 @@ from components.three_body.component import (
 )
 from components.three_body.spec import LOCAL
 from components.validation.component import validate_data
-from pipelines.controls import SERVING, SIMULATION, SMALL, TRAINING, pure, side_effect
+from pipelines.controls import DATA, SERVING, SIMULATION, SMALL, TRAINING, pure, side_effect
 from pipelines.gate import deploy_if_passed
 from pipelines.local_run import LocalRun
 from pipelines.store_access import with_store_access
@@ -72,13 +72,13 @@ def three_body_pipeline(
                                                t_max=t_max, seed=seed), SIMULATION)
         shard.set_display_name("simulate a shard of trajectories")
     simulated = pure(gather_three_body_simulations(shards=dsl.Collected(shard.outputs["shard"]),
-                                                   validation_fraction=validation_fraction, seed=seed), SMALL)
+                                                   validation_fraction=validation_fraction, seed=seed), DATA)
     simulated.set_display_name("gather shards, split by simulation")
     pure(validate_data(
         reference=simulated.outputs["training"], current=simulated.outputs["validation"],
         feature_names="t,x2x,x2y", title="Training vs held-out simulations", alpha=drift_alpha,
         unit_column="simulation",
-    ), SMALL).set_display_name("validate data: training vs held-out")
+    ), DATA).set_display_name("validate data: training vs held-out")
     trained = pure(train_three_body_model(
         dataset=simulated.outputs["training"], hidden_layers=hidden_layers, units=units,
         learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, seed=seed,

@@ -83,7 +83,7 @@ class Envelope:
 
     def outside(self, inputs: np.ndarray) -> np.ndarray:
         """One flag per row: any input below its training minimum or above its maximum."""
-        return ((inputs < np.asarray(self.low)) | (inputs > np.asarray(self.high))).any(axis=1)
+        return np.asarray(((inputs < np.asarray(self.low)) | (inputs > np.asarray(self.high))).any(axis=1))
 
 
 def code_version() -> str:

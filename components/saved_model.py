@@ -13,19 +13,28 @@ def export(model, path: Path) -> None:
     model.export(str(path), format="tf_saved_model", verbose=False)
 
 
+class SavedModelPredictor:
+    """[n, k] array in, the signature's single output as float64 [n, m] out.
+
+    It holds the loaded object: the signature alone does not keep its variables alive.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import tensorflow as tf
+
+        self._tf = tf
+        self._loaded = tf.saved_model.load(str(path))
+        self._serve = self._loaded.signatures["serving_default"]
+        # Called by keyword: a positional call goes through the signature's argument-binding
+        # fallback, which costs several times the model itself for small batches.
+        (self._input_name,) = self._serve.structured_input_signature[1]
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        outputs = self._serve(**{self._input_name: self._tf.constant(inputs, dtype=self._tf.float32)})
+        answer: np.ndarray = next(iter(outputs.values())).numpy().astype(np.float64)
+        return answer
+
+
 def load(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from an [n, k] array to the signature's single output as float64, shape [n, m]."""
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(path))
-    serve = loaded.signatures["serving_default"]
-    # Called by keyword: a positional call goes through the signature's argument-binding
-    # fallback, which costs several times the model itself for small batches.
-    (input_name,) = serve.structured_input_signature[1]
-
-    def predict(inputs: np.ndarray) -> np.ndarray:
-        outputs = serve(**{input_name: tf.constant(inputs, dtype=tf.float32)})
-        return next(iter(outputs.values())).numpy().astype(np.float64)
-
-    predict.keep_alive = loaded  # the signature needs the loaded object alive
-    return predict
+    """The SavedModel at `path` as a predictor."""
+    return SavedModelPredictor(path)

@@ -98,18 +98,17 @@ def evaluate_sum_model(
     inputs, targets = data.load(Path(eval_dataset.path))
     challenger = evaluate(load_predictor(Path(model.path)), inputs, targets)
     champion = load_champion(ObjectStore.from_env(endpoint=store_endpoint), "sum", Path(tempfile.mkdtemp()), load_predictor)
-    champion_eval = evaluate(champion[1], inputs, targets) if champion else None
+    champion_version, champion_eval = (champion[0], evaluate(champion[1], inputs, targets)) if champion else (None, None)
     decision = decide(challenger.relative_mae, max_relative_mae,
-                      champion_eval.relative_mae if champion_eval else None,
-                      champion[0] if champion else None, champion_tolerance)
+                      champion_eval.relative_mae if champion_eval else None, champion_version, champion_tolerance)
     if decision.deploy and block_on_skew and not data_valid:
         decision = dataclasses.replace(decision, deploy=False,
                                        reason="REFUSED: data validation found skew (see its report)")
     for key, value in challenger.metrics().items():
         metrics.log_metric(key, value)
-    if champion_eval:
+    if champion_eval and champion_version:
         metrics.log_metric("champion_relative_mae", champion_eval.relative_mae)
-        metrics.log_metric("champion_version", float(champion[0]))
+        metrics.log_metric("champion_version", float(champion_version))
     metrics.log_metric("data_validation_passed", float(data_valid))
     metrics.log_metric("gate_passed", float(decision.deploy))
     skew_note = "" if data_valid else " Data validation found skew between training and serving data."

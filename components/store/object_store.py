@@ -7,6 +7,8 @@ missing bucket fail at once with a message that says what to fix.
 
 from __future__ import annotations
 
+import functools
+
 import io
 import logging
 import os
@@ -184,7 +186,7 @@ class ObjectStore:
 
     def remove(self, bucket: str, keys: Iterator[str] | list[str]) -> None:
         for key in keys:
-            self.call(f"remove s3://{bucket}/{key}", lambda key=key: self.client.remove_object(bucket, key))
+            self.call(f"remove s3://{bucket}/{key}", functools.partial(self.client.remove_object, bucket, key))
 
 
 def _short(error: Exception | None) -> str:

@@ -24,64 +24,14 @@ DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEFAULT_PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm
 # Made here with debootstrap when no public registry can be reached; never pushed.
 LOCAL_PYTHON_IMAGE=localhost/fuseml-kfp/python-debootstrap:3.11-bookworm
-PODMAN_CONF=$ROOT/.local/podman/containers.conf
 
-START=$(date +%s)
-log() { printf '[images +%ss] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+. "$ROOT/images/engine.sh"
 
 [ "$TAG" != latest ] || die "IMAGE_TAG=latest is refused: pin a version so runs are reproducible"
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/fuseml-images.XXXXXX")
 cleanup() { rm -rf "$SCRATCH"; }
 trap cleanup EXIT
-
-apt_install() {
-    if ! command -v apt-get >/dev/null || [ "$(id -u)" != 0 ]; then
-        die "$* missing and cannot be installed here (needs root and apt-get): install it and rerun"
-    fi
-    log "installing $* with apt-get"
-    if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; then
-        return
-    fi
-    apt-get update -qq || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
-        || die "apt-get install $* failed"
-}
-
-# --- the engine -------------------------------------------------------------------------
-ENGINE=()
-choose_engine() {
-    local wanted=${CONTAINER_ENGINE:-}
-    if [ -z "$wanted" ] || [ "$wanted" = docker ]; then
-        if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-            ENGINE=(docker)
-            export DOCKER_BUILDKIT=1  # RUN --mount=type=secret needs BuildKit
-            log "engine: docker ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
-            return
-        fi
-        [ -z "$wanted" ] || die "CONTAINER_ENGINE=docker but no docker daemon answers"
-    fi
-    command -v podman >/dev/null || apt_install podman
-    command -v runc >/dev/null || apt_install runc
-    # The settings podman needs on these machines (root in a container, no systemd, no
-    # setrlimit): kept under .local/, pointed to by CONTAINERS_CONF unless one is set already.
-    if [ -z "${CONTAINERS_CONF:-}" ]; then
-        mkdir -p "$(dirname "$PODMAN_CONF")"
-        cat >"$PODMAN_CONF" <<'EOF'
-[containers]
-default_ulimits = []
-
-[engine]
-cgroup_manager = "cgroupfs"
-runtime = "runc"
-EOF
-        export CONTAINERS_CONF=$PODMAN_CONF
-    fi
-    ENGINE=(podman --runtime=runc)
-    "${ENGINE[@]}" info >/dev/null || die "podman does not work here (podman info failed)"
-    log "engine: podman $(podman version --format '{{.Client.Version}}'), CONTAINERS_CONF=$CONTAINERS_CONF"
-}
 
 image_exists() { "${ENGINE[@]}" image inspect "$1" >/dev/null 2>&1; }
 

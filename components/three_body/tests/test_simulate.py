@@ -91,8 +91,8 @@ def test_energy_helpers_agree() -> None:
     potential = -sum(1 / np.linalg.norm(positions[i] - positions[j]) for i, j in ((0, 1), (0, 2), (1, 2)))
     expected = 0.5 * np.sum(velocities**2) + potential
     assert sim.energy(positions, velocities) == pytest.approx(expected, rel=1e-14)
-    reduced = np.concatenate([positions[:2].ravel(), velocities[:2].ravel()])[:, None]
-    assert sim._reduced_energy(reduced)[0] == pytest.approx(expected, rel=1e-14)
+    state = np.concatenate([sim._SEPARATIONS @ positions[:2].ravel(), sim._SEPARATIONS @ velocities[:2].ravel()])
+    assert sim._state_energy(state[:, None])[0] == pytest.approx(expected, rel=1e-14)
 
 
 def test_matches_scipy_reference(random_runs: tuple[np.ndarray, sim.SimulationResult]) -> None:

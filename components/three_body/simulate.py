@@ -329,7 +329,6 @@ def _integrate(
             err5, err3 = np.einsum("ijk,ijk->ik", err, err)
             denom = err5 + 0.01 * err3
             err_norm = np.where(denom > 0, h_step * err5 / np.sqrt(_N_STATE * denom), 0.0)
-            err_norm[~np.isfinite(err_norm)] = np.inf
             factor = _SAFETY * err_norm**_ERROR_EXPONENT
         accept = (err_norm < 1.0) & np.isfinite(y_new).all(axis=0)
         factor = np.where(
@@ -359,13 +358,10 @@ def _integrate(
         accepted_steps += accept
 
         finished = accept & last
-        fail = np.zeros(m, dtype=np.uint8)
-        fail[~finished & (h < limits.min_step)] = Status.STEP_TOO_SMALL
-        fail[~finished & (attempts >= limits.max_steps)] = Status.TOO_MANY_STEPS
-        failed = fail != Status.CONVERGED
+        failed = ~finished & ((h < limits.min_step) | (attempts >= limits.max_steps))
         done = finished | failed
         if failed.any():
-            status[idx[failed]] = fail[failed]
+            status[idx[failed]] = np.where(h[failed] < limits.min_step, Status.STEP_TOO_SMALL, Status.TOO_MANY_STEPS)
             orphaned = np.isin(idx, partner[idx[failed]]) & ~done
             status[idx[orphaned]] = status[partner[idx[orphaned]]]
             done |= orphaned

@@ -25,7 +25,8 @@ class Shard:
 
     start: int
     x2: np.ndarray  # (n, 2)
-    converged: np.ndarray  # (n,) bool
+    converged: np.ndarray  # (n,) bool: the largest twin-run position difference within the bound
+    breen_converged: np.ndarray  # (n,) bool: Breen's looser criterion, reported beside ours
     energy_error: np.ndarray  # (n,)
     rows: dataset.TrajectoryRows  # simulation ids are global: start + index in the shard
 
@@ -47,19 +48,21 @@ def simulate_shard(
     result = simulate(x2, t_max, progress=progress)
     rows = dataset.to_rows(result, x2)
     global_rows = dataset.TrajectoryRows(rows.inputs, rows.targets, rows.simulation + start)
-    return Shard(start, x2, result.converged, result.energy_error, global_rows)
+    return Shard(start, x2, result.converged, result.breen_converged, result.energy_error, global_rows)
 
 
 def save_shard(path: Path, shard: Shard) -> None:
     with path.open("wb") as f:
-        np.savez(f, start=shard.start, x2=shard.x2, converged=shard.converged, energy_error=shard.energy_error,
-                 inputs=shard.rows.inputs, targets=shard.rows.targets, simulation=shard.rows.simulation)
+        np.savez(f, start=shard.start, x2=shard.x2, converged=shard.converged, breen_converged=shard.breen_converged,
+                 energy_error=shard.energy_error, inputs=shard.rows.inputs, targets=shard.rows.targets,
+                 simulation=shard.rows.simulation)
 
 
 def load_shard(path: Path) -> Shard:
     with np.load(path) as data:
         rows = dataset.TrajectoryRows(data["inputs"], data["targets"], data["simulation"])
-        return Shard(int(data["start"]), data["x2"], data["converged"], data["energy_error"], rows)
+        return Shard(int(data["start"]), data["x2"], data["converged"], data["breen_converged"], data["energy_error"],
+                     rows)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ def gather(shards: Sequence[Shard], validation_fraction: float, seed: int) -> Ga
         np.concatenate([s.rows.simulation for s in ordered]),
     )
     converged = np.concatenate([s.converged for s in ordered])
+    breen_converged = np.concatenate([s.breen_converged for s in ordered])
     energy_error = np.concatenate([s.energy_error for s in ordered])
     train_ids, validation_ids = dataset.split_by_simulation(rows.simulation, validation_fraction, seed)
     simulations = len(converged)
@@ -86,6 +90,7 @@ def gather(shards: Sequence[Shard], validation_fraction: float, seed: int) -> Ga
         "shards": float(len(ordered)),
         "converged": float(converged.sum()),
         "dropped": float(simulations - converged.sum()),
+        "converged_by_breen_criterion": float(breen_converged.sum()),
         "training_simulations": float(len(train_ids)),
         "validation_simulations": float(len(validation_ids)),
         "max_energy_error_kept": float(energy_error[converged].max()),

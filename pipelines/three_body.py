@@ -101,7 +101,8 @@ def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
     report = run.artifact_path("evaluate-three-body-model", "report")
     deployed = run.output("deploy-model")
     lines = [f"run: {run.run_dir}", run.validation_verdict(),
-             f"simulations: {simulated['converged']:.0f}/{simulated['simulations']:.0f} converged, "
+             f"simulations: {simulated['converged']:.0f}/{simulated['simulations']:.0f} converged (largest "
+             f"twin-run difference <= 1e-4; by Breen's criterion {simulated['converged_by_breen_criterion']:.0f}), "
              f"{simulated['dropped']:.0f} dropped",
              f"held-out MAE: {metrics['mae']:.4f} (per simulation: median {metrics['simulation_mae_median']:.4f}, "
              f"p90 {metrics['simulation_mae_p90']:.4f}, max {metrics['simulation_mae_max']:.4f})",

@@ -81,28 +81,60 @@ def bucket(store: ObjectStore) -> str:
     return name
 
 
+class ServerProcess:
+    """A `python -m components.serving` process on free ports: REST at `url`, gRPC at `grpc`."""
+
+    def __init__(self, log: Path, *options: str) -> None:
+        self.log, self.options = log, options
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.grpc = f"127.0.0.1:{free_port()}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "components.serving", "--http-port", self.url.rsplit(":", 1)[1],
+                 "--grpc-port", self.grpc.rsplit(":", 1)[1], "--cache-dir", str(self.log.parent / "cache"),
+                 *self.options],
+                stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            )
+        deadline = time.monotonic() + timeout
+        while not is_live(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"model server did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 @pytest.fixture(scope="session")
-def model_server(store_config: StoreConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A `python -m components.serving` process; its URL is also exported as MODEL_SERVER_URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("model-server") / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "components.serving", "--http-port", str(port),
-             "--cache-dir", str(log.parent / "cache")],
-            stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
-        )
-    deadline = time.monotonic() + 120
-    while not is_live(url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"model server did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
-    os.environ["MODEL_SERVER_URL"] = url
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+def model_server_process(store_config: StoreConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The tests' model server; its REST URL is also exported as MODEL_SERVER_URL."""
+    server = ServerProcess(tmp_path_factory.mktemp("model-server") / "server.log")
+    server.start()
+    os.environ["MODEL_SERVER_URL"] = server.url
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def model_server(model_server_process: ServerProcess) -> str:
+    """The tests' model server's REST URL."""
+    return model_server_process.url
+
+
+@pytest.fixture(scope="session")
+def model_server_grpc(model_server_process: ServerProcess) -> str:
+    """The tests' model server's gRPC address (host:port)."""
+    return model_server_process.grpc
 
 
 @pytest.fixture(scope="session")

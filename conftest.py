@@ -149,6 +149,25 @@ def deployed_sum(store_config: StoreConfig, model_server: str, tmp_path_factory:
 
 
 @pytest.fixture(scope="session")
+def deployed_three_body(store_config: StoreConfig, model_server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny real three-body network (one epoch on random targets), published and served: its version."""
+    import numpy as np
+
+    from components.deploy.deploy import deploy
+    from components.saved_model import export
+    from components.three_body.model import ThreeBodyTrainingConfig, train
+
+    rng = np.random.default_rng(0)
+    inputs = rng.uniform([0, -0.5, 0], [3.9, 0, 1], size=(200, 3))
+    model = train(inputs, rng.normal(size=(200, 4)),
+                  ThreeBodyTrainingConfig(hidden_layers=2, units=8, epochs=1, batch_size=50))
+    path = tmp_path_factory.mktemp("three-body-model") / "model"
+    export(model, path)
+    card = {"metrics": {}, "envelope": {"columns": ["t", "x2x", "x2y"], "low": [0, -0.5, 0], "high": [3.9, 0, 1]}}
+    return deploy(ObjectStore(store_config), "three-body", path, card, "local", model_server)
+
+
+@pytest.fixture(scope="session")
 def model_server_log(model_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The file `model_server` writes its output to."""
     (log,) = {path.resolve() for path in tmp_path_factory.getbasetemp().glob("model-server*/server.log")}

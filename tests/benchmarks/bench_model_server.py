@@ -165,7 +165,7 @@ def measure_servers(urls: dict[str, str], pids: dict[str, int], protocol: str, r
     After each round the project's server gets `settle` seconds to finish its background work
     (the traffic log's flush) before the other one is measured; the CPU time it spends on that
     is counted in its CPU per request."""
-    from components.serving.loadgen import LoadResult, run_load
+    from tests.loadgen import LoadResult, run_load
 
     pool = bodies(protocol, rows)
     make = lambda client, n: pool[n % len(pool)]  # noqa: E731

@@ -221,29 +221,6 @@ def test_good_requests_still_work_after_the_bad_ones(model_server, deployed_sum)
     assert status == 200, body
 
 
-@pytest.fixture(scope="module")
-def three_body(store_config, model_server, tmp_path_factory) -> str:
-    """The served three-body version; a tiny one is trained and deployed when none is served."""
-    from components.deploy.deploy import deploy
-    from components.deploy.local_server import served_version
-
-    version = served_version(model_server, "three-body")
-    if version:
-        return version
-    from components.saved_model import export
-    from components.store.object_store import ObjectStore
-    from components.three_body.model import ThreeBodyTrainingConfig, train
-
-    rng = np.random.default_rng(0)
-    inputs = rng.uniform([0, -0.5, 0], [3.9, 0, 1], size=(200, 3))
-    model = train(inputs, rng.normal(size=(200, 4)),
-                  ThreeBodyTrainingConfig(hidden_layers=2, units=8, epochs=1, batch_size=50))
-    path = tmp_path_factory.mktemp("three-body-model") / "model"
-    export(model, path)
-    card = {"metrics": {}, "envelope": {"columns": ["t", "x2x", "x2y"], "low": [0, -0.5, 0], "high": [3.9, 0, 1]}}
-    return deploy(ObjectStore(store_config), "three-body", path, card, "local", model_server)
-
-
 THREE_BODY_CASES = [
     Case("two numbers per row", b'{"instances": [[1, 2]]}', 400, "list of 3 numbers"),
     Case("NaN token", b'{"instances": [[NaN, -0.2, 0.5]]}', 400, "NaN"),
@@ -252,7 +229,7 @@ THREE_BODY_CASES = [
 ]
 
 
-def test_three_body_bad_input_lightly(model_server, three_body, request):
+def test_three_body_bad_input_lightly(model_server, deployed_three_body, request):
     failures, statuses = run_cases(model_server, "/v1/models/three-body:predict", THREE_BODY_CASES)
     v2_status, v2_answer = send(model_server, "POST", "/v2/models/three-body/infer",
                                 v2([tensor(name="queries", shape=[1, 2])]))
@@ -263,7 +240,7 @@ def test_three_body_bad_input_lightly(model_server, three_body, request):
                            f"{dict(sorted(statuses.items()))}")
     assert not failures, "\n".join(failures)
     status, body = send(model_server, "POST", "/v1/models/three-body:predict", b'{"instances": [[1.0, -0.2, 0.5]]}')
-    assert status == 200 and np.asarray(body["predictions"]).shape == (1, 6) and body["model_version"] == three_body
+    assert status == 200 and np.asarray(body["predictions"]).shape == (1, 6) and body["model_version"] == deployed_three_body
     assert is_ready(model_server, "three-body")
 
 

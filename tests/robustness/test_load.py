@@ -12,7 +12,7 @@ import numpy as np
 
 from components.deploy.deploy import deploy
 from components.deploy.local_server import load_version, served_version
-from components.serving.loadgen import run_load
+from tests.loadgen import run_load
 from components.serving.tests.conftest import train_tiny_sum_model
 from components.store.model_registry import set_serving_version
 from components.store.object_store import ObjectStore

@@ -31,6 +31,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 from cloudevents.http import CloudEvent
 from fastapi import FastAPI
 from kserve import Model, ModelServer
@@ -38,7 +39,6 @@ from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady, ServerNotL
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
@@ -198,7 +198,7 @@ async def _serve(serving: Serving, listen: Listen) -> None:
         grpc_server = grpc.aio.server(options=[("grpc.max_send_message_length", listen.max_message_bytes),
                                                ("grpc.max_receive_message_length", listen.max_message_bytes)])
         servicer = ServingServicer(serving.dataplane, serving.repository_extension, listen.repository_api)
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, grpc_server)
+        grpc_server.add_generic_rpc_handlers((grpc_handlers(servicer),))
         address = f"[{listen.host}]:{listen.grpc_port}" if ":" in listen.host else f"{listen.host}:{listen.grpc_port}"
         if grpc_server.add_insecure_port(address) == 0:
             raise OSError(f"gRPC could not listen on {address}")
@@ -244,6 +244,31 @@ def _answered(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[
             await context.abort(*status)
 
     call.__name__ = method.__name__
+    return call
+
+
+def grpc_handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
+    """The service's methods, each reading its own request bytes: the generated handlers parse them
+    in gRPC's core, where a message that does not parse becomes an UNKNOWN status; here it is an
+    INVALID_ARGUMENT that says so."""
+    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    handlers = {}
+    for method in service.methods:
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _parsing(getattr(servicer, method.name), getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def _parsing(method: Callable[[Any, Any], Awaitable[Any]], message: Any) -> Callable[[bytes, Any], Awaitable[Any]]:
+    async def call(data: bytes, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            request = message.FromString(data)
+        except DecodeError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"the request does not parse as a {message.DESCRIPTOR.full_name}: {error}")
+        return await method(request, context)
+
     return call
 
 

@@ -72,7 +72,6 @@ def test_what_the_adapter_relies_on_is_still_in_kserve():
     from kserve import ModelServer
     from kserve.model_server import app
     from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
     from kserve.protocol.grpc.servicer import InferenceServicer
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
     from kserve.protocol.rest.server import RESTServer
@@ -113,7 +112,12 @@ def test_what_the_adapter_relies_on_is_still_in_kserve():
     for method in ("ServerMetadata", "ServerLive", "ServerReady", "ModelReady"):
         assert parameters(getattr(InferenceServicer, method)) == ["request", "context"]
     assert parameters(InferenceServicer.validate_grpc_request) == ["request"]
-    assert callable(pb_grpc.add_GRPCInferenceServiceServicer_to_server)
+    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    assert service.full_name == "inference.GRPCInferenceService"
+    for method in service.methods:  # the adapter serves each method with the servicer's method of that name
+        assert not method.client_streaming and not method.server_streaming
+        assert callable(getattr(InferenceServicer, method.name)), method.name
+        assert hasattr(pb, method.input_type.name) and hasattr(pb, method.output_type.name)
     assert "versions" in pb.ModelMetadataResponse.DESCRIPTOR.fields_by_name
     assert "raw_input_contents" in pb.ModelInferRequest.DESCRIPTOR.fields_by_name
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -123,6 +123,21 @@ def model_server_process(store_config: StoreConfig, tmp_path_factory: pytest.Tem
     os.environ["MODEL_SERVER_URL"] = server.url
     yield server
     server.stop()
+
+
+@pytest.fixture()
+def new_model_server(store_config: StoreConfig, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Makes more model servers (not started) on the tests' store, with these server options; stops them after."""
+    made: list[ServerProcess] = []
+
+    def make(*options: str) -> ServerProcess:
+        made.append(ServerProcess(tmp_path / f"server-{len(made)}" / "server.log", *options))
+        made[-1].log.parent.mkdir(parents=True)
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

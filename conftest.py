@@ -84,10 +84,10 @@ def bucket(store: ObjectStore) -> str:
 class ServerProcess:
     """A `python -m components.serving` process on free ports: REST at `url`, gRPC at `grpc`."""
 
-    def __init__(self, log: Path, *options: str) -> None:
-        self.log, self.options = log, options
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.grpc = f"127.0.0.1:{free_port()}"
+    def __init__(self, log: Path, *options: str, host: str = "127.0.0.1") -> None:
+        self.log, self.options = log, (*options, "--host", host)
+        self.url = f"http://{host}:{free_port()}"
+        self.grpc = f"{host}:{free_port()}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120) -> None:
@@ -130,8 +130,8 @@ def new_model_server(store_config: StoreConfig, tmp_path: Path) -> Iterator[Call
     """Makes more model servers (not started) on the tests' store, with these server options; stops them after."""
     made: list[ServerProcess] = []
 
-    def make(*options: str) -> ServerProcess:
-        made.append(ServerProcess(tmp_path / f"server-{len(made)}" / "server.log", *options))
+    def make(*options: str, host: str = "127.0.0.1") -> ServerProcess:
+        made.append(ServerProcess(tmp_path / f"server-{len(made)}" / "server.log", *options, host=host))
         made[-1].log.parent.mkdir(parents=True)
         return made[-1]
 

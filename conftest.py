@@ -183,7 +183,6 @@ def deployed_three_body(store_config: StoreConfig, model_server: str, tmp_path_f
 
 
 @pytest.fixture(scope="session")
-def model_server_log(model_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model_server_log(model_server_process: ServerProcess) -> Path:
     """The file `model_server` writes its output to."""
-    (log,) = {path.resolve() for path in tmp_path_factory.getbasetemp().glob("model-server*/server.log")}
-    return log
+    return model_server_process.log.resolve()

@@ -200,8 +200,12 @@ async def _serve(serving: Serving, listen: Listen) -> None:
         servicer = ServingServicer(serving.dataplane, serving.repository_extension, listen.repository_api)
         grpc_server.add_generic_rpc_handlers((grpc_handlers(servicer),))
         address = f"[{listen.host}]:{listen.grpc_port}" if ":" in listen.host else f"{listen.host}:{listen.grpc_port}"
-        if grpc_server.add_insecure_port(address) == 0:
-            raise OSError(f"gRPC could not listen on {address}")
+        try:
+            bound = grpc_server.add_insecure_port(address)
+        except RuntimeError:
+            bound = 0
+        if bound == 0:
+            raise OSError(f"gRPC could not listen on {address}: is the port taken? (--grpc-port, 0 for no gRPC)")
         await grpc_server.start()
         log.info("gRPC (Open Inference Protocol) on %s", address)
     try:

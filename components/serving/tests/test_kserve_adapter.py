@@ -89,6 +89,8 @@ def test_what_the_adapter_relies_on_is_still_in_kserve():
     rest = RESTServer("kserve.model_server:app", server.dataplane, server.model_repository_extension, 0, workers=1)
     assert isinstance(rest.config, uvicorn.Config) and rest.config.host == "0.0.0.0"  # what the adapter overrides
     assert inspect.iscoroutinefunction(RESTServer.start)
+    assert parameters(RESTServer._add_middlewares) == ["app"]  # overridden: no per-request timing log lines
+    assert "_add_middlewares(app)" in inspect.getsource(RESTServer.create_application)
 
     assert parameters(DataPlane.__init__) == ["model_registry"]
     assert parameters(DataPlane.decode)[:2] == ["body", "headers"]

@@ -116,7 +116,8 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="session")
-def model_server_process(store_config: StoreConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def model_server_process(store_config: StoreConfig,
+                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """The tests' model server; its REST URL is also exported as MODEL_SERVER_URL."""
     server = ServerProcess(tmp_path_factory.mktemp("model-server") / "server.log")
     server.start()

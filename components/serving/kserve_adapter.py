@@ -12,8 +12,8 @@ signature relied on:
   serving record; loading an unknown model is a 404;
 - the V2 `infer` route registered with its response model (`V2Endpoints`), so that pydantic-core
   serializes answers in one call instead of `jsonable_encoder`'s call per number;
-- the REST server (`RESTServer`, `kserve.model_server.app`), started on a chosen host: KServe's
-  `ModelServer.start` always binds 0.0.0.0;
+- the REST server (`RESTServer`, `kserve.model_server.app`), started on a chosen host (KServe's
+  `ModelServer.start` always binds 0.0.0.0), without KServe's per-request timing log lines;
 - the Open Inference Protocol over gRPC (`InferenceServicer` and the generated stubs) on a
   chosen host: KServe's servicer leaves the version out of model metadata, cannot serve the
   repository calls (it reads a result its own extension never returns), sends nested outputs
@@ -31,9 +31,9 @@ from typing import Any
 
 import grpc
 import numpy as np
-from google.protobuf.message import DecodeError
 from cloudevents.http import CloudEvent
 from fastapi import FastAPI
+from google.protobuf.message import DecodeError
 from kserve import Model, ModelServer
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady, ServerNotLive, ServerNotReady
 from kserve.model_repository import ModelRepository
@@ -153,7 +153,6 @@ class Serving:
     """The KServe objects one server is made of."""
 
     server: ModelServer
-    repository: StoreModelRepository
     dataplane: ServingDataPlane
     repository_extension: ServingRepositoryExtension
 
@@ -170,7 +169,7 @@ def assemble(models: list[Model], served_version: ServedVersion, after_load: Cal
     server.dataplane = dataplane
     server.model_repository_extension = extension
     add_v2_infer_route(rest_app(), dataplane, extension)
-    return Serving(server, repository, dataplane, extension)
+    return Serving(server, dataplane, extension)
 
 
 def add_v2_infer_route(app: FastAPI, dataplane: DataPlane, extension: ModelRepositoryExtension | None) -> None:
@@ -190,9 +189,9 @@ def run(serving: Serving, listen: Listen) -> None:
 
 class _RESTServer(RESTServer):
     """KServe's REST server without its timing middleware, whose only output is two log lines per
-    request (wall and CPU time, logger `kserve.trace`): under load about 7 % of the server's CPU,
-    for numbers the Prometheus metrics on /metrics already give. (The other middleware KServe adds
-    here is an access-log formatter, only with an `access_log_format`, which this server never sets.)"""
+    request (wall and CPU time, logger `kserve.trace`): a cost on every request, for numbers the
+    Prometheus metrics on /metrics already give. (The other middleware KServe adds here is an
+    access-log formatter, only with an `access_log_format`, which this server never sets.)"""
 
     def _add_middlewares(self, app: FastAPI) -> None:
         pass
@@ -330,7 +329,8 @@ class ServingServicer(InferenceServicer):
                                         outputs=metadata["outputs"])
 
     @_answered
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext) -> pb.ModelInferResponse:
+    async def ModelInfer(self, request: pb.ModelInferRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ModelInferResponse:
         self._check_version(request.model_name, request.model_version)
         self.validate_grpc_request(request)
         infer_request = InferRequest.from_grpc(request)

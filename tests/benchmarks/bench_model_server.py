@@ -13,7 +13,8 @@ count (1):
 
 for single-row and batched (100 rows) V1 and V2 requests over HTTP, and Open Inference Protocol
 requests over gRPC (raw tensor bytes, as Triton's client sends them), from 32 concurrent
-keep-alive clients (one gRPC channel each). Each server runs on one core and the load generator on the others (`--no-pin` to
+keep-alive clients (one gRPC channel each).
+Each server runs on one core and the load generator on the others (`--no-pin` to
 not pin), so that client work does not compete with the server measured. The servers take
 turns in alternating rounds, so that load from other processes on a shared machine falls on
 both alike. It prints a table, writes JSON with --json PATH, and exits 1 on any failed request

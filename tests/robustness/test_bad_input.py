@@ -240,7 +240,8 @@ def test_three_body_bad_input_lightly(model_server, deployed_three_body, request
                            f"{dict(sorted(statuses.items()))}")
     assert not failures, "\n".join(failures)
     status, body = send(model_server, "POST", "/v1/models/three-body:predict", b'{"instances": [[1.0, -0.2, 0.5]]}')
-    assert status == 200 and np.asarray(body["predictions"]).shape == (1, 6) and body["model_version"] == deployed_three_body
+    assert status == 200 and np.asarray(body["predictions"]).shape == (1, 6)
+    assert body["model_version"] == deployed_three_body
     assert is_ready(model_server, "three-body")
 
 

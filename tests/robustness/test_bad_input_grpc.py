@@ -104,8 +104,8 @@ def channel(model_server_grpc):
 
 
 def send(channel: grpc.Channel, request: pb.ModelInferRequest | bytes) -> tuple[grpc.StatusCode, str]:
-    call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
-                               request_serializer=None if isinstance(request, bytes) else pb.ModelInferRequest.SerializeToString,
+    serialize = None if isinstance(request, bytes) else pb.ModelInferRequest.SerializeToString
+    call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer", request_serializer=serialize,
                                response_deserializer=pb.ModelInferResponse.FromString)
     try:
         call(request, timeout=30)

@@ -75,9 +75,12 @@ def test_three_body_answers_six_columns_per_row(stub, deployed_three_body):
     queries = np.array([[1.0, -0.2, 0.5], [2.0, -0.1, 0.3]])
     for raw in (False, True):
         tensor = {"name": "queries", "datatype": "FP64", "shape": [2, 3]}
-        request = (pb.ModelInferRequest(model_name="three-body", inputs=[tensor], raw_input_contents=[queries.tobytes()])
-                   if raw else pb.ModelInferRequest(model_name="three-body", inputs=[
-                       {**tensor, "contents": {"fp64_contents": queries.ravel()}}]))
+        if raw:
+            request = pb.ModelInferRequest(model_name="three-body", inputs=[tensor],
+                                           raw_input_contents=[queries.tobytes()])
+        else:
+            request = pb.ModelInferRequest(model_name="three-body", inputs=[
+                {**tensor, "contents": {"fp64_contents": queries.ravel()}}])
         response = stub.ModelInfer(request)
         assert response.model_version == deployed_three_body
         assert outputs(response)["positions"].shape == (2, 6)

@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path(".local/model-cache"))
     parser.add_argument("--no-traffic-log", action="store_true", help="do not log requests to the store")
     parser.add_argument("--max-body-bytes", type=int, default=guards.DEFAULT_MAX_BODY_BYTES,
-                        help="refuse larger request bodies with a 413 (default: %(default)s)")
+                        help="refuse larger request bodies with a 413, and larger gRPC messages with "
+                             "RESOURCE_EXHAUSTED (default: %(default)s)")
     parser.add_argument("--model-threads", type=int, default=1,
                         help="TensorFlow threads per model call (default: %(default)s)")
     parser.add_argument("--no-batching", action="store_true",

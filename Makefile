@@ -14,7 +14,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -c "import kfp, kserve, minio, tensorflow, scipy" && touch $(STAMP)
 
-## run: run the pipelines locally and leave the models served on http://127.0.0.1:8080
+## run: run the pipelines locally and leave the models served on http://127.0.0.1:8080 (gRPC: 127.0.0.1:8081)
 run: $(STAMP)
 	$(PY) -m pipelines run sum
 	$(PY) -m pipelines run three-body --preset local

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -92,28 +92,76 @@ def bucket(store: ObjectStore) -> str:
     return name
 
 
+class ServerProcess:
+    """A `python -m components.serving` process on free ports: REST at `url`, gRPC at `grpc`."""
+
+    def __init__(self, log: Path, *options: str, host: str = "127.0.0.1") -> None:
+        self.log, self.options = log, (*options, "--host", host)
+        self.url = f"http://{host}:{free_port()}"
+        self.grpc = f"{host}:{free_port()}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "components.serving", "--http-port", self.url.rsplit(":", 1)[1],
+                 "--grpc-port", self.grpc.rsplit(":", 1)[1], "--cache-dir", str(self.log.parent / "cache"),
+                 *self.options],
+                stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            )
+        deadline = time.monotonic() + timeout
+        while not is_live(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"model server did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 @pytest.fixture(scope="session")
-def model_server(store_config: StoreConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A `python -m components.serving` process; its URL is also exported as MODEL_SERVER_URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("model-server") / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "components.serving", "--http-port", str(port),
-             "--cache-dir", str(log.parent / "cache")],
-            stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
-        )
-    deadline = time.monotonic() + 120
-    while not is_live(url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"model server did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
-    os.environ["MODEL_SERVER_URL"] = url
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+def model_server_process(store_config: StoreConfig,
+                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The tests' model server; its REST URL is also exported as MODEL_SERVER_URL."""
+    server = ServerProcess(tmp_path_factory.mktemp("model-server") / "server.log")
+    server.start()
+    os.environ["MODEL_SERVER_URL"] = server.url
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def new_model_server(store_config: StoreConfig, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Makes more model servers (not started) on the tests' store, with these server options; stops them after."""
+    made: list[ServerProcess] = []
+
+    def make(*options: str, host: str = "127.0.0.1") -> ServerProcess:
+        made.append(ServerProcess(tmp_path / f"server-{len(made)}" / "server.log", *options, host=host))
+        made[-1].log.parent.mkdir(parents=True)
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def model_server(model_server_process: ServerProcess) -> str:
+    """The tests' model server's REST URL."""
+    return model_server_process.url
+
+
+@pytest.fixture(scope="session")
+def model_server_grpc(model_server_process: ServerProcess) -> str:
+    """The tests' model server's gRPC address (host:port)."""
+    return model_server_process.grpc
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +175,25 @@ def deployed_sum(store_config: StoreConfig, model_server: str, tmp_path_factory:
 
 
 @pytest.fixture(scope="session")
-def model_server_log(model_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def deployed_three_body(store_config: StoreConfig, model_server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny real three-body network (one epoch on random targets), published and served: its version."""
+    import numpy as np
+
+    from components.deploy.deploy import deploy
+    from components.saved_model import export
+    from components.serving.tests.conftest import tiny_three_body_card
+    from components.three_body.model import ThreeBodyTrainingConfig, train
+
+    rng = np.random.default_rng(0)
+    inputs = rng.uniform([0, -0.5, 0], [3.9, 0, 1], size=(200, 3))
+    model = train(inputs, rng.normal(size=(200, 4)),
+                  ThreeBodyTrainingConfig(hidden_layers=2, units=8, epochs=1, batch_size=50))
+    path = tmp_path_factory.mktemp("three-body-model") / "model"
+    export(model, path)
+    return deploy(ObjectStore(store_config), path, tiny_three_body_card(), "local", model_server)
+
+
+@pytest.fixture(scope="session")
+def model_server_log(model_server_process: ServerProcess) -> Path:
     """The file `model_server` writes its output to."""
-    (log,) = {path.resolve() for path in tmp_path_factory.getbasetemp().glob("model-server*/server.log")}
-    return log
+    return model_server_process.log.resolve()

@@ -23,6 +23,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path(os.environ.get("LOCAL_STATE_DIR", PROJECT_ROOT / ".local"))
 MODEL_SERVER_URL_VAR = "MODEL_SERVER_URL"
 DEFAULT_MODEL_SERVER_URL = "http://127.0.0.1:8080"
+MODEL_SERVER_GRPC_PORT_VAR = "MODEL_SERVER_GRPC_PORT"  # the Open Inference Protocol over gRPC
+DEFAULT_MODEL_SERVER_GRPC_PORT = "8081"
 
 
 def model_server_url() -> str:
@@ -78,10 +80,12 @@ def ensure_model_server(state_dir: Path = STATE_DIR, url: str | None = None) -> 
     ensure_store(state_dir)
     port = url.rsplit(":", 1)[1]
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
-    print(f"starting the local KServe model server on {url}", flush=True)
+    print(f"starting the local KServe model server on {url} (gRPC on port "
+          f"{os.environ.get(MODEL_SERVER_GRPC_PORT_VAR, DEFAULT_MODEL_SERVER_GRPC_PORT)})", flush=True)
     with (state_dir / "logs" / "model-server.log").open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "components.serving", "--http-port", port,
+             "--grpc-port", os.environ.get(MODEL_SERVER_GRPC_PORT_VAR, DEFAULT_MODEL_SERVER_GRPC_PORT),
              "--cache-dir", str(state_dir / "model-cache")],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=PROJECT_ROOT,
         )

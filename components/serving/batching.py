@@ -3,12 +3,12 @@
 A TensorFlow call costs about half a millisecond whether it gets one row or a few thousand, and
 so do, per call, the envelope check, the metrics and a traffic log record. Under concurrent load
 the server would spend most of its time on that per-call overhead. Requests hand their checked
-rows to a `MicroBatcher` and wait; a drain task lets the event loop finish one round of reading
-requests, takes everything queued, runs it through the rows function and hands each request its
-own slice of every part of the answer.
+rows to a `MicroBatcher` and wait; a drain task lets the event loop go on reading requests while
+they keep coming, takes everything queued, runs it through the rows function and hands each
+request its own slice of every part of the answer.
 
-Nothing waits on a timer: a request that arrives when the server is idle is answered in the next
-turn of the event loop, alone. The model runs on the event loop's thread, not in a worker
+Nothing waits on a timer: a request that arrives when the server is idle is answered after a
+few idle turns of the event loop, alone. The model runs on the event loop's thread, not in a worker
 thread: the call is short, holds the GIL for much of it anyway, and on the one core a model
 server usually gets, a worker thread only added GIL hand-offs and context switches (about 8 %
 less throughput in tests/benchmarks/bench_model_server.py). The price: the loop reads nothing
@@ -29,8 +29,10 @@ RowsFunction = Callable[[np.ndarray], tuple]
 
 
 class MicroBatcher:
-    def __init__(self, max_rows: int = 8192) -> None:
+    def __init__(self, max_rows: int = 8192, patience: int = 16, max_turns: int = 64) -> None:
         self.max_rows = max_rows
+        self.patience = patience
+        self.max_turns = max_turns
         self._queue: list[tuple[RowsFunction, np.ndarray, asyncio.Future]] = []
         self._drainer: asyncio.Task | None = None  # referenced, so the waiting task is not collected
 
@@ -45,9 +47,18 @@ class MicroBatcher:
         return await future
 
     async def _drain(self) -> None:
-        # One turn of the event loop first: requests read in this turn join the batch (at 32
-        # clients, about 16 requests per call instead of 10).
-        await asyncio.sleep(0)
+        # Turns of the event loop first, until `patience` turns in a row bring no request (at most
+        # `max_turns`): requests read meanwhile join the batch. A call reaches the model several
+        # turns after its bytes arrive (gRPC's completion queue hands the loop about one call per
+        # turn), so stopping at the first quiet turn left gRPC with a model call per request. An
+        # idle turn costs microseconds: a request alone still goes through without waiting.
+        queued, quiet = 0, 0
+        for _ in range(self.max_turns):
+            quiet = quiet + 1 if len(self._queue) == queued else 0
+            if quiet > self.patience:
+                break
+            queued = len(self._queue)
+            await asyncio.sleep(0)
         waiting, self._queue, self._drainer = self._queue, [], None
         for predict, group in _batches(waiting, self.max_rows):
             _run(predict, group)

@@ -1,25 +1,24 @@
 """What stands between the network and the models: request limits and 4xx answers for bad input.
 
-KServe builds one FastAPI app, `kserve.model_server.app`, and `RESTServer.create_application`
-adds its routes, middleware and exception handlers to it when the server starts. `install`
-adds ours to the same object beforehand (see `build_server`):
+KServe builds one FastAPI app (`kserve_adapter.rest_app()`) and adds its routes, middleware and
+exception handlers to it when the server starts. `install` adds ours to the same app beforehand
+(see `build_server`):
 
 - `RequestGuard`, an ASGI middleware that runs before any route reads the body:
   - a body over `max_body_bytes` gets a 413 naming the limit, from its Content-Length alone,
     or, for a chunked body, as soon as the bytes read pass the limit: nothing is parsed
     (up to 16 MiB of it are read and dropped first, see `_drain_limit`);
-  - a prediction request must say it is JSON (`Content-Type: application/json`, or what KServe
-    also reads as JSON: `application/*+json`, `application/octet-stream` for V2's binary
-    extension); a missing or other type gets a 415 (KServe would otherwise guess);
+  - a prediction request without a Content-Type is JSON, as KServe's and Triton's servers read
+    it (Triton's own client sends none), or V2's binary tensor extension when it carries an
+    `Inference-Header-Content-Length`; a Content-Type that is present and neither JSON
+    (`application/json`, `application/*+json`) nor `application/octet-stream` gets a 415;
+  - with the repository API off, `/v2/repository/...` (loading and unloading versions) is a 403;
   - `/v2/models/<m>/versions/<v>/...` is served when <v> is the version being served, and a
     404 naming the served version otherwise (KServe answers every versioned path with a 501).
 - exception handlers giving FastAPI's own errors (schema errors, JSON it could not parse,
   unknown path, wrong method) the same `{"error": message}` shape and a clear message;
-- `GuardedDataPlane` (mixed into the server's data plane): KServe's decoding of CloudEvents
-  and of the V2 binary extension raises KeyError, TypeError, AttributeError... on malformed
-  input, which became 500s; they become 400s naming the decoding step. Decoding is orjson,
-  json, struct and numpy.frombuffer: nothing unpickles or evaluates request bytes.
-- `GuardedRepositoryExtension`: loading an unknown model is a 404, not a 503.
+
+Malformed bodies that KServe's decoders fail on are 400s by the data plane in `kserve_adapter`.
 """
 
 from __future__ import annotations
@@ -28,13 +27,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from cloudevents.http import CloudEvent
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from kserve.errors import InvalidInput, ModelNotFound
-from kserve.protocol.dataplane import DataPlane
-from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -44,6 +39,11 @@ _PREDICT_PATH = re.compile(r"^/v1/models/[^/]+:(predict|explain)$|^/v2/models/[^
 _V1_ACTION = re.compile(r"^/v1/models/(?P<model>[^/:]+):(?P<verb>[^/]*)$")
 _VERSIONED_PATH = re.compile(r"^/v2/models/(?P<model>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/.*)?$")
 _JSON_TYPES = ("application/json", "application/octet-stream")
+_JSON = (b"content-type", b"application/json")
+_BINARY = (b"content-type", b"application/octet-stream")
+REPOSITORY_PREFIX = "/v2/repository/"
+REPOSITORY_OFF = ("the model repository API is off on this server (--no-repository-api): "
+                  "the version served is fixed by the deployment")
 
 
 class ClientError(Exception):
@@ -56,19 +56,21 @@ class ClientError(Exception):
 
 
 class RequestGuard:
-    """ASGI middleware: body size limit, JSON content type on predictions, versioned V2 paths."""
+    """ASGI middleware: body size limit, content types on predictions, versioned V2 paths, and
+    (when off) the repository API."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int,
-                 served_version: Callable[[str], str | None] | None = None) -> None:
+                 served_version: Callable[[str], str | None] | None = None, repository_api: bool = True) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.served_version = served_version  # model name -> the version it serves, None if none
+        self.repository_api = repository_api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length, content_type, chunked = None, None, False
+        length, content_type, chunked, binary = None, None, False, False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 length = int(value) if value.isdigit() else -1
@@ -76,6 +78,8 @@ class RequestGuard:
                 content_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
             elif name == b"transfer-encoding":
                 chunked = True
+            elif name == b"inference-header-content-length":
+                binary = True
         if length is not None and length > self.max_body_bytes:
             if length <= self._drain_limit:
                 await _drain(receive)
@@ -95,10 +99,16 @@ class RequestGuard:
                 await _reply(scope, send, 405, f"method {scope['method']} is not allowed on {path}; use POST",
                              {"allow": "POST"})
                 return
-            problem = _content_type_problem(content_type)
-            if problem:
-                await _reply(scope, send, 415, problem)
-                return
+            if content_type is None:  # what KServe's and Triton's servers assume, and Triton's client relies on
+                scope = {**scope, "headers": [*scope["headers"], _BINARY if binary else _JSON]}
+            else:
+                problem = _content_type_problem(content_type)
+                if problem:
+                    await _reply(scope, send, 415, problem)
+                    return
+        elif not self.repository_api and path.startswith(REPOSITORY_PREFIX):
+            await _reply(scope, send, 403, REPOSITORY_OFF)
+            return
         if chunked:
             receive = await self._read_chunked(scope, receive, send)
             if receive is None:
@@ -172,9 +182,7 @@ async def _drain(receive: Receive, limit: int | None = None) -> None:
             return
 
 
-def _content_type_problem(content_type: str | None) -> str | None:
-    if content_type is None:
-        return "the request has no Content-Type: send the JSON body with Content-Type: application/json"
+def _content_type_problem(content_type: str) -> str | None:
     if content_type in _JSON_TYPES or (content_type.startswith("application/") and content_type.endswith("+json")):
         return None
     return f"Content-Type {content_type} is not supported: send the JSON body with Content-Type: application/json"
@@ -188,51 +196,6 @@ async def _reply(scope: Scope, send: Send, status: int, message: str, headers: d
 
 async def _no_receive() -> dict[str, Any]:  # pragma: no cover - a JSONResponse never reads the request
     return {"type": "http.disconnect"}
-
-
-class GuardedDataPlane(DataPlane):
-    """Mixed in before the server's data plane: malformed bodies are 400s, never 500s."""
-
-    def decode(self, body: Any, headers: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().decode(body, headers, *args, **kwargs)
-        except InvalidInput as error:
-            hint = _non_json_number(body, str(error))
-            if hint:
-                raise InvalidInput(f"{error}: {hint}") from None
-            raise
-        except Exception as error:  # decoding only reads what the client sent: its failure is a bad request
-            raise InvalidInput(f"the request body could not be decoded: {type(error).__name__}: "
-                               f"{str(error)[:200]}") from error
-
-    def decode_cloudevent(self, body: Any) -> Any:
-        # KServe calls .decode() on a binary CloudEvent's data even when the CloudEvents library
-        # has already parsed it (it does when a ce-contenttype header is present).
-        if isinstance(body, CloudEvent) and not isinstance(body.get_data(), (bytes, bytearray, str)):
-            return body.get_data(), body._get_attributes()
-        return super().decode_cloudevent(body)
-
-    async def explain(self, model_name: str, *args: Any, **kwargs: Any) -> Any:
-        raise ClientError(404, f"model {model_name} has no explainer: ask /v1/models/{model_name}:predict")
-
-
-def _non_json_number(body: Any, message: str) -> str | None:
-    """Name NaN/Infinity when that is where the JSON parser stopped (Python writes them; JSON has none)."""
-    at = re.search(r"\(char (\d+)\)$", message)
-    if not at or not isinstance(body, (bytes, bytearray)):
-        return None
-    token = bytes(body[int(at[1]):int(at[1]) + 9]).lower()
-    for word, name in ((b"nan", "NaN"), (b"infinity", "Infinity")):
-        if token.startswith(word):
-            return f"{name} is not a JSON number: send only finite numbers"
-    return None
-
-
-class GuardedRepositoryExtension(ModelRepositoryExtension):
-    async def load(self, model_name: str) -> None:
-        if self._model_registry.get_model(model_name) is None:
-            raise ModelNotFound(model_name)
-        await super().load(model_name)
 
 
 async def _client_error(_: Request, error: ClientError) -> JSONResponse:
@@ -272,12 +235,13 @@ async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
 
 
 def install(app: FastAPI, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-            served_version: Callable[[str], str | None] | None = None) -> None:
+            served_version: Callable[[str], str | None] | None = None, repository_api: bool = True) -> None:
     """Add the guard middleware and exception handlers to KServe's app, before the server starts."""
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
     app.user_middleware = [m for m in app.user_middleware if m.cls is not RequestGuard]
-    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, served_version=served_version)
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, served_version=served_version,
+                       repository_api=repository_api)
     app.add_exception_handler(ClientError, _client_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

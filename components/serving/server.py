@@ -1,4 +1,7 @@
-"""The local stand-in for a KServe InferenceService: real `kserve.ModelServer`, models from S3.
+"""The local stand-in for a KServe InferenceService: KServe's server, models from S3.
+
+V1 and V2 over REST (8080) and the Open Inference Protocol over gRPC (8081), on 127.0.0.1 unless
+told otherwise; what it takes from KServe beyond `kserve.Model` is in `kserve_adapter`.
 
 Each model follows its serving record in the object store (`models/<name>/serving.json`).
 Deploying a version means writing that record and calling the V2 model repository endpoint
@@ -9,7 +12,6 @@ swapped in by one assignment, so requests in flight finish on the version they s
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import logging
@@ -20,16 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kserve import Model, ModelServer
+from kserve import Model
 from kserve.errors import InvalidInput, ModelNotReady
-from kserve.model_repository import ModelRepository
-from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from prometheus_client import Counter
 
 from components.contract import Envelope, ModelCard, ModelSpec, Predictor
 from components.registry import model_specs
-from components.serving import guards, v2_encoding
+from components.serving import guards, kserve_adapter
 from components.serving.batching import MicroBatcher
 from components.serving.checks import rows_v1, rows_v2
 from components.serving.traffic_log import TrafficLogger, TrafficRecord
@@ -47,10 +47,6 @@ class ActiveVersion:
     version: str
     predict: Predictor
     envelope: Envelope | None
-
-
-def registered_specs() -> dict[str, ModelSpec]:
-    return model_specs()
 
 
 class StoreBackedModel(Model):
@@ -147,6 +143,8 @@ class StoreBackedModel(Model):
                 model_name=self.name,
                 model_version=active.version,
                 infer_outputs=[o for o in outputs if wanted is None or o.name in wanted],
+                use_binary_outputs=payload.use_binary_outputs,  # V2's binary tensor extension, or gRPC raw
+                requested_outputs=payload.request_outputs,
             )
         answer = await self._answer(active, _checked(lambda: rows_v1(payload, width)))
         return {"predictions": answer.outputs, "model_version": active.version,
@@ -182,39 +180,6 @@ def _requested_outputs(request: InferRequest, available: tuple[str, ...]) -> set
     return names
 
 
-class StoreModelRepository(ModelRepository):
-    """Backs the V2 repository extension: `load` re-reads the serving record from the store."""
-
-    async def load(self, name: str) -> bool:
-        model = self.get_model(name)
-        if not isinstance(model, StoreBackedModel):
-            raise KeyError(f"unknown model {name!r}")
-        return await asyncio.to_thread(model.load)
-
-
-class VersionedDataPlane(DataPlane):
-    """V2 model metadata that names the served version, as the Open Inference Protocol allows."""
-
-    async def model_metadata(self, model_name: str) -> dict[str, Any]:
-        metadata = await super().model_metadata(model_name)
-        model = self.get_model_from_registry(model_name)
-        if isinstance(model, StoreBackedModel) and model.active:
-            metadata["versions"] = [model.active.version]
-        return metadata
-
-
-class ServingDataPlane(guards.GuardedDataPlane, VersionedDataPlane):
-    """KServe's data plane with the served version in metadata and malformed bodies as 400s."""
-
-
-class ServingRepositoryExtension(guards.GuardedRepositoryExtension):
-    """The V2 repository endpoints; after a load, the new version's objects leave the GC's sight."""
-
-    async def load(self, model_name: str) -> None:
-        await super().load(model_name)
-        settle_heap()
-
-
 def settle_heap() -> None:
     """Collect, then freeze what is alive (libraries, loaded models) out of the cyclic GC's sight.
 
@@ -245,45 +210,42 @@ def limit_model_threads(threads: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def build_server(models: list[StoreBackedModel], http_port: int,
-                 max_body_bytes: int = guards.DEFAULT_MAX_BODY_BYTES, batching: bool = True) -> ModelServer:
-    """A KServe ModelServer for the models, with request limits and (unless off) micro-batching.
-
-    The limits and 4xx answers are installed on `kserve.model_server.app`, the FastAPI app
-    KServe's REST server serves (see components/serving/guards.py).
-    """
-    import kserve.model_server
-
-    repository = StoreModelRepository()
+def build_server(models: list[StoreBackedModel], max_body_bytes: int = guards.DEFAULT_MAX_BODY_BYTES,
+                 batching: bool = True, repository_api: bool = True) -> kserve_adapter.Serving:
+    """KServe's server parts for the models, with request limits and (unless off) micro-batching."""
     for model in models:
         try:
             model.load()
         except Exception:  # a broken store or version must not keep the others from serving
             log.exception("model %s could not be loaded at start", model.name)
         model.batcher = MicroBatcher() if batching else None
-        repository.update(model)
-    server = ModelServer(http_port=http_port, registered_models=repository, enable_grpc=False, workers=1)
-    server.dataplane = ServingDataPlane(model_registry=repository)
-    server.model_repository_extension = ServingRepositoryExtension(model_registry=repository)
+    by_name = {model.name: model for model in models}
 
     def served_version(name: str) -> str | None:
-        model = repository.get_model(name)
-        return model.active.version if isinstance(model, StoreBackedModel) and model.active else None
+        model = by_name.get(name)
+        return model.active.version if model and model.active else None
 
-    guards.install(kserve.model_server.app, max_body_bytes, served_version)
-    v2_encoding.install(kserve.model_server.app, server.dataplane, server.model_repository_extension)
+    serving = kserve_adapter.assemble(models, served_version, after_load=settle_heap)
+    guards.install(kserve_adapter.rest_app(), max_body_bytes, served_version, repository_api)
     settle_heap()
-    return server
+    return serving
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the project's models from the object store.")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="the address to listen on, for REST and gRPC (default: %(default)s; 0.0.0.0 in a pod)")
     parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--models", default=",".join(registered_specs()))
+    parser.add_argument("--grpc-port", type=int, default=8081,
+                        help="the Open Inference Protocol over gRPC (default: %(default)s; 0: off)")
+    parser.add_argument("--no-repository-api", action="store_true",
+                        help="refuse the V2 repository calls that load and unload versions (REST and gRPC)")
+    parser.add_argument("--models", default=",".join(model_specs()))
     parser.add_argument("--cache-dir", type=Path, default=Path(".local/model-cache"))
     parser.add_argument("--no-traffic-log", action="store_true", help="do not log requests to the store")
     parser.add_argument("--max-body-bytes", type=int, default=guards.DEFAULT_MAX_BODY_BYTES,
-                        help="refuse larger request bodies with a 413 (default: %(default)s)")
+                        help="refuse larger request bodies with a 413, and larger gRPC messages with "
+                             "RESOURCE_EXHAUSTED (default: %(default)s)")
     parser.add_argument("--model-threads", type=int, default=1,
                         help="TensorFlow threads per model call (default: %(default)s)")
     parser.add_argument("--no-batching", action="store_true",
@@ -293,8 +255,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--max-body-bytes must be positive")
     if args.model_threads < 1:
         parser.error("--model-threads must be positive")
+    if not 0 <= args.grpc_port < 65536 or args.grpc_port == args.http_port:
+        parser.error("--grpc-port must be a port number other than --http-port, or 0 for no gRPC")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    specs = registered_specs()
+    specs = model_specs()
     unknown = [name for name in args.models.split(",") if name not in specs]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(specs)}")
@@ -306,7 +270,11 @@ def main(argv: list[str] | None = None) -> None:
         traffic.start()
     models = [StoreBackedModel(specs[name], store, args.cache_dir, traffic) for name in args.models.split(",")]
     try:
-        build_server(models, args.http_port, args.max_body_bytes, batching=not args.no_batching).start([])
+        serving = build_server(models, args.max_body_bytes, batching=not args.no_batching,
+                               repository_api=not args.no_repository_api)
+        kserve_adapter.run(serving, kserve_adapter.Listen(
+            host=args.host, http_port=args.http_port, grpc_port=args.grpc_port or None,
+            max_message_bytes=args.max_body_bytes, repository_api=not args.no_repository_api))
     finally:
         if traffic:
             traffic.stop()

@@ -356,7 +356,8 @@ def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
 
     port = free_port()
     server = docker_api.containers.run(
-        image("predictor"), ["--http-port", str(port), "--cache-dir", "/tmp/model-cache"],
+        image("predictor"), ["--http-port", str(port), "--grpc-port", str(free_port()), "--cache-dir",
+                             "/tmp/model-cache"],
         network_mode="host", environment=env, detach=True, name=f"fuseml-predictor-test-{secrets.token_hex(3)}",
     )
     try:

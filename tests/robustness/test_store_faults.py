@@ -186,7 +186,8 @@ def test_a_model_server_with_wrong_credentials_stops_at_once_with_a_clear_messag
            "MINIO_SECRET_KEY": secret}
     started = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "components.serving", "--http-port", str(free_port()),
-                          "--cache-dir", str(tmp_path / "cache")], cwd=ROOT, env=env, capture_output=True,
+                          "--grpc-port", str(free_port()), "--cache-dir", str(tmp_path / "cache")],
+                         cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)
     output = run.stdout + run.stderr
     assert run.returncode != 0

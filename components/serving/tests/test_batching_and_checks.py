@@ -40,6 +40,22 @@ def test_concurrent_requests_share_calls_and_each_gets_its_own_rows():
         assert sums == rows.sum(axis=1).tolist() and len(mask) == len(rows)
 
 
+def test_requests_that_arrive_over_several_turns_of_the_loop_share_a_call():
+    """As gRPC calls do: each reaches the model some turns of the event loop after the last."""
+    batcher, model = MicroBatcher(patience=4), Recorder()
+
+    async def later(turns: int):
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await batcher.predict(model, np.ones((1, 2)))
+
+    answers = run([later(3 * i) for i in range(10)])
+    assert model.calls == [10] and all(a[0] == [2.0] for a in answers)
+    model.calls.clear()
+    run([later(10 * i) for i in range(3)])  # more quiet turns than its patience: separate calls
+    assert model.calls == [1, 1, 1]
+
+
 def test_a_request_alone_is_answered_at_once_and_versions_are_never_mixed():
     batcher, old, new = MicroBatcher(), Recorder(0.0), Recorder(1000.0)
     (alone,) = run([batcher.predict(old, np.ones((1, 2)))])

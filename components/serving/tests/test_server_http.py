@@ -108,6 +108,7 @@ def test_new_version_switch_fails_no_request(model_server, deployed_sum, store_c
     (["--model-threads", "0"], "--model-threads must be positive"),
     (["--max-body-bytes", "0"], "--max-body-bytes must be positive"),
     (["--models", "sum,nope"], "unknown model(s) nope"),
+    (["--grpc-port", "8080"], "--grpc-port must be a port number other than --http-port"),
 ])
 def test_bad_server_options_are_refused_before_anything_starts(args, message):
     done = subprocess.run([sys.executable, "-m", "components.serving", *args], capture_output=True, text=True,

@@ -1,8 +1,10 @@
-"""A small HTTP/1.1 load generator for the local model server: keep-alive connections on asyncio.
+"""A small load generator for the local model server: HTTP/1.1 keep-alive connections, or gRPC
+channels, one per client, on asyncio.
 
 Used by the load tests and the benchmark. It is deliberately cheap per request (pre-encoded
-requests, a minimal response reader) so that on a small machine the server, not the client,
-is what gets measured. It only talks to this machine's loopback interface.
+requests, a minimal HTTP response reader, gRPC messages sent and received as bytes) so that on a
+small machine the server, not the client, is what gets measured. It only talks to this
+machine's loopback interface.
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
-# (client index, request index) -> (path, JSON body)
-RequestMaker = Callable[[int, int], tuple[str, bytes]]
-# (client index, status, body, seconds) -> an error message, or None when the answer is right
-ResponseCheck = Callable[[int, int, bytes, float], "str | None"]
+# (client index, request index) -> (path, JSON body) over HTTP; a serialized ModelInferRequest over gRPC
+RequestMaker = Callable[[int, int], Any]
+# (client index, status, body, seconds) -> an error message, or None when the answer is right. The
+# status is the HTTP status, or the gRPC status code's name ("OK", "INVALID_ARGUMENT", ...) with the
+# serialized ModelInferResponse, or the error's details, as the body.
+ResponseCheck = Callable[[int, Any, bytes, float], "str | None"]
+GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
 
 
 @dataclass
@@ -51,7 +57,8 @@ class _Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+    async def request(self, item: tuple[str, bytes], timeout: float) -> tuple[int, bytes]:
+        path, body = item
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
         if self.writer is None:
@@ -86,7 +93,39 @@ class _Connection:
         self.reader = self.writer = None
 
 
-async def _run(host: str, port: int, make: RequestMaker, check: ResponseCheck | None, clients: int,
+async def _closed(connection: Any) -> None:
+    closing = connection.close()
+    if closing is not None:
+        await closing
+
+
+class _Channel:
+    """One gRPC channel (one HTTP/2 connection) per client, sending pre-serialized requests."""
+
+    def __init__(self, address: str) -> None:
+        import grpc
+
+        self.grpc, self.address = grpc, address
+        self.channel: Any = None
+
+    async def request(self, item: bytes, timeout: float) -> tuple[str, bytes]:
+        if self.channel is None:
+            self.channel = self.grpc.aio.insecure_channel(self.address)
+            self.infer = self.channel.unary_unary(GRPC_INFER)  # no (de)serializers: bytes in, bytes out
+        try:
+            return "OK", await self.infer(item, timeout=timeout)
+        except self.grpc.aio.AioRpcError as error:
+            if error.code() in (self.grpc.StatusCode.UNAVAILABLE, self.grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise ConnectionError(f"{error.code().name}: {error.details()}") from None
+            return error.code().name, (error.details() or "").encode()
+
+    async def close(self) -> None:
+        if self.channel is not None:
+            channel, self.channel = self.channel, None
+            await channel.close()
+
+
+async def _run(connect: Callable[[], Any], make: RequestMaker, check: ResponseCheck | None, clients: int,
                total: int | None, seconds: float | None, timeout: float,
                until: Callable[[], bool] | None) -> LoadResult:
     result = LoadResult()
@@ -105,15 +144,15 @@ async def _run(host: str, port: int, make: RequestMaker, check: ResponseCheck | 
         return issued - 1
 
     async def client(index: int) -> None:
-        connection = _Connection(host, port)
+        connection = connect()
         try:
             while (n := take()) is not None:
-                path, body = make(index, n)
+                item = make(index, n)
                 started = time.perf_counter()
                 try:
-                    status, answer = await connection.request(path, body, timeout)
+                    status, answer = await connection.request(item, timeout)
                 except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as error:
-                    connection.close()
+                    await _closed(connection)
                     result.requests += 1
                     result.errors += 1
                     result.statuses["no answer"] += 1
@@ -125,13 +164,13 @@ async def _run(host: str, port: int, make: RequestMaker, check: ResponseCheck | 
                 result.latencies.append(elapsed)
                 result.statuses[status] += 1
                 problem = check(index, status, answer, elapsed) if check else (
-                    None if status == 200 else f"HTTP {status}: {answer[:200]!r}")
+                    None if status in (200, "OK") else f"status {status}: {answer[:200]!r}")
                 if problem:
                     result.errors += 1
                     if len(result.error_samples) < 10:
                         result.error_samples.append(problem)
         finally:
-            connection.close()
+            await _closed(connection)
 
     started = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
@@ -155,4 +194,17 @@ def run_load(url: str, make: RequestMaker, clients: int = 32, total: int | None 
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop comes with kserve's uvicorn[standard]
         runner = asyncio.run
-    return runner(_run(host, int(port), make, check, clients, total, seconds, timeout, until))
+    return runner(_run(lambda: _Connection(host, int(port)), make, check, clients, total, seconds, timeout, until))
+
+
+def run_grpc_load(address: str, make: RequestMaker, clients: int = 32, total: int | None = None,
+                  seconds: float | None = None, check: ResponseCheck | None = None,
+                  timeout: float = 30.0, until: Callable[[], bool] | None = None) -> LoadResult:
+    """`run_load` over gRPC (the Open Inference Protocol's ModelInfer) at host:port; `make` gives
+    serialized ModelInferRequests."""
+    if total is None and seconds is None:
+        raise ValueError("bound the load: give total, seconds or both")
+    host = address.rpartition(":")[0].strip("[]")
+    if host not in LOOPBACK:
+        raise ValueError(f"the load generator only targets this machine, not {address}")
+    return asyncio.run(_run(lambda: _Channel(address), make, check, clients, total, seconds, timeout, until))

@@ -4,7 +4,8 @@ A cluster simulates the paper's 10,000 runs in parallel pods (`dsl.ParallelFor` 
 `shard_starts`), each shard caches on its own, and `gather` joins them. Shard k simulates
 initial conditions [start, start + size) of `sample_initial_x2(simulations, seed)`, whose
 first m draws do not depend on how many are drawn, and every simulation steps on its own:
-the gathered rows are the rows one process would make.
+the gathered rows are the rows one process would make, up to the rounding of numpy's
+vectorized loops (last bits).
 """
 
 from __future__ import annotations

@@ -1,12 +1,26 @@
 """Rows, split, network and evaluation of the three-body model, on small real simulations."""
 
+import keras
 import numpy as np
 import pytest
 
 from components.saved_model import export
 from components.three_body import dataset
-from components.three_body.evaluate import evaluate, relative_energy_error, report_html, trajectory_plots
-from components.three_body.model import ThreeBodyTrainingConfig, load_predictor, profile, train
+from components.three_body.evaluate import (
+    evaluate,
+    relative_energy_error,
+    report_html,
+    trajectory_plots,
+)
+from components.three_body.model import (
+    ThreeBodyTrainingConfig,
+    TrainingProgress,
+    build_network,
+    load_predictor,
+    train,
+    train_on_rows,
+)
+from components.three_body.presets import PRESETS, preset, training_config
 from components.three_body.simulate import sample_initial_x2, simulate
 
 
@@ -64,9 +78,90 @@ def test_network_exports_all_three_bodies(rows, tmp_path):
     assert page.count("<svg") == 2 and "speedup_single" in page
 
 
-def test_profiles():
-    assert profile("paper").simulations == 10_000 and profile("paper").training.batch_size == 5000
-    with pytest.raises(ValueError, match="unknown profile"):
-        profile("huge")
-    with pytest.raises(ValueError, match="hidden_layers"):
-        ThreeBodyTrainingConfig(hidden_layers=0).validate()
+TINY = {"hidden_layers": 2, "units": 16}
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("hidden_layers", 0, "hidden_layers must be a positive integer"),
+    ("units", 2.5, "units must be a positive integer"),
+    ("batch_size", -1, "batch_size must be a positive integer"),
+    ("epochs", True, "epochs must be a positive integer"),
+    ("learning_rate", 0.0, "learning_rate must be a positive number"),
+    ("learning_rate", float("nan"), "learning_rate must be a positive number"),
+    ("schedule", "linear", "schedule must be one of constant, cosine"),
+    ("time_budget_s", -1.0, "time_budget_s must be a number >= 0"),
+    ("time_budget_s", float("inf"), "time_budget_s must be a number >= 0"),
+    ("patience", -2, "patience must be an integer >= 0"),
+    ("seed", -1, "seed must be an integer >= 0"),
+    ("holdout_fraction", 1.0, "holdout_fraction must be in \\[0, 1\\)"),
+])
+def test_config_names_the_bad_parameter(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        ThreeBodyTrainingConfig(**{field: value}).validate()
+    with pytest.raises(ValueError, match=message):
+        train(np.zeros((4, 3)), np.zeros((4, 4)), ThreeBodyTrainingConfig(**{field: value}))
+
+
+def test_scaling_is_baked_into_the_model():
+    """The hidden layers see standardized inputs, and a zero network output means the targets' mean."""
+    rng = np.random.default_rng(0)
+    inputs = np.column_stack([rng.uniform(0, 100, 2000), rng.uniform(-0.5, 0, 2000), rng.uniform(0, 1, 2000)])
+    targets = rng.normal(loc=[50.0, -20.0, 3.0, 7.0], scale=[10.0, 1.0, 0.1, 5.0], size=(2000, 4))
+    network = build_network(ThreeBodyTrainingConfig(**TINY), inputs, targets)
+    standardized = np.asarray(network.get_layer("standardize")(inputs.astype("float32")))
+    np.testing.assert_allclose(standardized.mean(axis=0), 0.0, atol=1e-3)
+    np.testing.assert_allclose(standardized.std(axis=0), 1.0, atol=1e-3)
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.Dense):
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    predicted = np.asarray(network(inputs.astype("float32")))
+    np.testing.assert_allclose(predicted, np.broadcast_to(targets.mean(axis=0), predicted.shape), rtol=1e-5, atol=1e-5)
+
+
+def test_exported_model_takes_raw_inputs_and_returns_raw_positions(tmp_path):
+    inputs = np.column_stack([np.linspace(0, 3.9, 400), np.full(400, -0.2), np.full(400, 0.5)])
+    targets = np.column_stack([inputs[:, 0] * 10, np.ones(400), -inputs[:, 0], np.full(400, 5.0)])
+    model = train(inputs, targets, ThreeBodyTrainingConfig(**TINY, epochs=60, batch_size=64, learning_rate=3e-3))
+    export(model, tmp_path / "m")
+    predicted = load_predictor(tmp_path / "m")(inputs)
+    assert np.abs(predicted[:, :4] - targets).mean() < 0.3  # of targets spanning 0..39
+
+
+def test_early_stopping_returns_the_best_epoch_and_stops_after_patience(rows):
+    fit_ids, held_ids = dataset.split_by_simulation(rows.simulation, 0.25, seed=0)
+    fit, held = rows.subset(fit_ids), rows.subset(held_ids)
+    curve: list[TrainingProgress] = []
+    config = ThreeBodyTrainingConfig(**TINY, epochs=40, batch_size=32, learning_rate=0.05, schedule="constant",
+                                     patience=3)
+    model = train(fit.inputs, fit.targets, config, validation=(held.inputs, held.targets), on_progress=curve.append)
+    held_out = [p.validation_mae for p in curve]
+    best = int(np.argmin(held_out))
+    assert len(curve) == best + 1 + 3 < 40  # a high constant rate plateaus: it stopped 3 epochs after the best
+    final = float(np.abs(np.asarray(model(held.inputs.astype("float32")))[:, :4] - held.targets).mean())
+    assert final == pytest.approx(held_out[best], rel=1e-3) and final < held_out[-1]
+
+
+def test_time_budget_stops_training_and_still_anneals(rows):
+    curve: list[TrainingProgress] = []
+    config = ThreeBodyTrainingConfig(**TINY, epochs=100_000, batch_size=8, learning_rate=1e-3, time_budget_s=3.0,
+                                     holdout_fraction=0.25)
+    train_on_rows(rows, config, on_progress=curve.append)
+    assert 1 <= len(curve) < 100_000 and curve[-1].seconds < 3.0 + 3.0
+    assert curve[-1].learning_rate < 0.05 * config.learning_rate  # cosine reached its end with the budget
+    assert all(np.isfinite(p.validation_mae) for p in curve)  # the hold-out came from the rows, by simulation
+
+
+def test_presets_carry_the_pipeline_parameters_and_valid_training_configs():
+    for name, params in PRESETS.items():
+        assert {"simulations", "t_max", "validation_fraction", "epochs", "batch_size", "learning_rate",
+                "time_budget_s", "patience", "holdout_fraction", "max_mae"} <= set(params), name
+        config = training_config(params, seed=7)
+        config.validate()
+        assert (config.seed, config.hidden_layers, config.units) == (7, 10, 128)  # Breen's network everywhere
+        assert config.epochs == params["epochs"] and config.learning_rate == params["learning_rate"]
+    paper = preset("paper")
+    assert (paper["simulations"], paper["t_max"], paper["batch_size"], paper["learning_rate"]) == (10_000, 10.0, 5000, 5e-4)
+    assert paper["time_budget_s"] == 0  # runs to its epochs (or patience) on a GPU node, unchanged
+    assert preset("local")["max_mae"] > preset("standard")["max_mae"]
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        preset("huge")

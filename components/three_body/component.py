@@ -82,31 +82,39 @@ def gather_three_body_simulations(
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
 def train_three_body_model(
     dataset: Input[Dataset], hidden_layers: int, units: int, learning_rate: float, batch_size: int,
-    epochs: int, seed: int, model: Output[Model],
+    epochs: int, seed: int, schedule: str, time_budget_s: float, patience: int, holdout_fraction: float,
+    model: Output[Model],
 ):
     """Train Breen's network on (t, x2(0)) -> (x1, x2) and export it with x3 appended and its card.
 
     Args:
-        dataset: Training rows from `simulate_three_body`.
+        dataset: Training rows from `gather_three_body_simulations`.
         hidden_layers: Number of hidden Dense layers (Breen: 10).
         units: Units per hidden layer (Breen: 128).
-        learning_rate: Adam's learning rate.
+        learning_rate: Adam's peak learning rate.
         batch_size: Rows per gradient step.
-        epochs: Passes over the data.
-        seed: Random seed of the weights and the shuffling.
+        epochs: Passes over the data at most.
+        seed: Random seed of the weights, the shuffling and the hold-out.
+        schedule: `cosine` (decay to 0 over the epochs or the time budget, whichever ends first) or `constant`.
+        time_budget_s: Stop after this many seconds of training (0: no budget).
+        patience: Stop after this many epochs without a better held-out MAE (0: never early).
+        holdout_fraction: Share of the training simulations held out to pick the best epoch (0: none).
         model: The SavedModel; its metadata holds the model card (schema, envelope, data hash).
     """
     from pathlib import Path
 
     from components.contract import ModelCard
     from components.three_body import dataset as rows_io
-    from components.three_body.model import ThreeBodyTrainingConfig, train
+    from components.three_body.model import ThreeBodyTrainingConfig, train_on_rows
     from components.three_body.spec import SPEC
-    from components.training import epoch_printer, save_trained
+    from components.training import save_trained
 
-    config = ThreeBodyTrainingConfig(hidden_layers, units, learning_rate, batch_size, epochs, seed)
+    config = ThreeBodyTrainingConfig(hidden_layers, units, learning_rate, batch_size, epochs, seed, schedule,
+                                     time_budget_s, patience, holdout_fraction)
     rows = rows_io.load(Path(dataset.path))
-    trained = train(rows.inputs, rows.targets, config, on_epoch=epoch_printer(epochs, "MAE"))
+    trained = train_on_rows(rows, config, on_progress=lambda p: print(
+        f"epoch {p.epoch} at {p.seconds:.0f}s: MAE {p.loss:.4f}, held-out MAE {p.validation_mae:.4f}, "
+        f"learning rate {p.learning_rate:.2e}", flush=True))
     card = ModelCard.for_training(SPEC, rows.inputs, config.as_dict(), dataset.metadata.get("sha256", ""))
     save_trained(trained, Path(model.path), card, model.metadata)
 

@@ -7,16 +7,9 @@ from typing import Any
 
 from components.contract import ModelSpec
 from components.three_body.dataset import INPUT_COLUMNS
-from components.three_body.model import ThreeBodyTrainingConfig, load_predictor
+from components.three_body.model import load_predictor
+from components.three_body.presets import PRESETS, training_config
 from components.three_body.simulate import time_grid
-
-LOCAL = {"simulations": 160, "validation_fraction": 0.1, "epochs": 40, "batch_size": 500, "learning_rate": 0.001}
-PRESETS = {
-    "local": LOCAL,
-    # Breen et al. (2020): 9,900 training and 100 validation simulations, batches of 5000, Adam 5e-4.
-    "paper": {"simulations": 10_000, "validation_fraction": 0.01, "epochs": 1000, "batch_size": 5000,
-              "learning_rate": 0.0005},
-}
 
 
 def validate_params(params: Mapping[str, Any]) -> None:
@@ -26,8 +19,11 @@ def validate_params(params: Mapping[str, Any]) -> None:
     time_grid(params["t_max"])
     if not 0 < params["validation_fraction"] < 1:
         raise ValueError(f"validation_fraction must be in (0, 1), got {params['validation_fraction']}")
-    ThreeBodyTrainingConfig(params["hidden_layers"], params["units"], params["learning_rate"],
-                            params["batch_size"], params["epochs"], params["seed"]).validate()
+    if params["shard_size"] < 1:
+        raise ValueError(f"shard_size must be positive, got {params['shard_size']}")
+    if params["accelerator_count"] < 0:
+        raise ValueError(f"accelerator_count must be >= 0, got {params['accelerator_count']}")
+    training_config(dict(params), params["seed"]).validate()
     if not params["max_mae"] > 0:
         raise ValueError(f"max_mae must be positive, got {params['max_mae']}")
 

@@ -42,30 +42,27 @@ def collect_traffic(
     return len(data.traffic_inputs)
 
 
-class RetrainingPlan(NamedTuple):
-    low: float
-    high: float
-    input_scale: float
-    target_scale: float
-
-
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def plan_retraining(
     training_data: Input[Dataset], traffic: Input[Dataset],
-) -> RetrainingPlan:
+) -> NamedTuple(  # type: ignore[valid-type]  # KFP reads its outputs from this form
+    "RetrainingPlan", [("low", float), ("high", float), ("input_scale", float), ("target_scale", float)]
+):
     """A training range covering everything seen, and the scaling that goes with it.
 
     Args:
         training_data: The inputs the served version was trained on.
         traffic: The inputs it was asked.
     """
+    from collections import namedtuple
+
     import numpy as np
 
-    from components.monitor.component import RetrainingPlan
     from components.monitor.traffic import covering_range
 
     with np.load(training_data.path) as reference, np.load(traffic.path) as current:
         low, high = covering_range(reference["inputs"], current["inputs"])
     scale = max(abs(low), abs(high))
     print(f"retraining on [{low:g}, {high:g}]", flush=True)
+    RetrainingPlan = namedtuple("RetrainingPlan", "low high input_scale target_scale")
     return RetrainingPlan(low, high, scale, 2 * scale)

@@ -165,6 +165,15 @@ def validate_params(params: Mapping[str, Any]) -> None:
         raise ValueError(f"t_max must be in (0, 10], got {params['t_max']}")
 
 
+def _deployed(run: LocalRun) -> str | None:
+    """The version a deploy task of this run published (the compiler numbers the second one deploy-model-2)."""
+    for task in sorted(run.run_dir.glob("deploy-model*")):
+        version = run.output(task.name)
+        if version:
+            return str(version)
+    return None
+
+
 def _live_lines(run: LocalRun) -> list[str]:
     if not run.task_outputs("report-live-accuracy"):
         return []
@@ -193,7 +202,7 @@ def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
             if run.output("validate-data"):
                 lines.append("no drift: no retraining")
             else:
-                deployed = run.output("deploy-model")
+                deployed = _deployed(run)
                 lines.append(f"retrained; {'deployed version ' + deployed if deployed else 'the gate kept the champion'}")
         return "\n".join(lines)
     if not run.output("report-live-accuracy"):
@@ -206,6 +215,6 @@ def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
         champion = evaluated.get("champion_mae")
         lines.append(f"gate on held-out incl. the live sample: challenger MAE {evaluated['mae']:.4g}"
                      + (f", champion {champion:.4g}" if champion is not None else ""))
-    deployed = run.output("deploy-model")
+    deployed = _deployed(run)
     lines.append(f"retrained; {'deployed version ' + deployed if deployed else 'the gate kept the champion'}")
     return "\n".join(lines)

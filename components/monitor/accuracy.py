@@ -269,8 +269,14 @@ def summary_lines(model: str, accuracy: LiveAccuracy, reference_mae: float | Non
     return lines
 
 
-def report_markdown(lines: list[str], accuracy: LiveAccuracy) -> str:
+def report_markdown(lines: list[str], accuracy: LiveAccuracy, cells: int, bounds: Bounds, labelling: Labelling) -> str:
     parts = ["# Live accuracy", "", *[f"- {line}" for line in lines], ""]
+    parts += ["## By region", "", "| region | live MAE | labelled rows |", "|---|---|---|"]
+    for cell, mae in accuracy.by_cell.items():
+        (x0, x1), (y0, y1) = cell_box(cell, cells, bounds)
+        parts.append(f"| {labelling.plane[0]} [{x0:.3g}, {x1:.3g}) x {labelling.plane[1]} [{y0:.3g}, {y1:.3g}) "
+                     f"| {mae:.4g} | {accuracy.cell_rows.get(cell, 0)} |")
+    parts.append("")
     if accuracy.by_time_window:
         parts += ["## By time window", "", "| window | live MAE |", "|---|---|"]
         parts += [f"| {w} | {v:.4g} |" for w, v in accuracy.by_time_window.items()] + [""]

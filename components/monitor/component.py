@@ -256,7 +256,7 @@ def report_live_accuracy(
     svg = error_map(f"{model_name}: live MAE by region (version {rows['version']})", labelling.plane, bounds, cells,
                     accuracy.by_cell, plane, accuracy.row_errors, reference)
     Path(report.path).write_text(report_html(model_name, lines, accuracy, cells, bounds, labelling, svg))
-    Path(summary.path).write_text(report_markdown(lines, accuracy))
+    Path(summary.path).write_text(report_markdown(lines, accuracy, cells, bounds, labelling))
     boxes = np.asarray([cell_box(c, cells, bounds) for c in weak]).reshape(-1, 2, 2)
     with open(weak_regions.path, "wb") as f:
         np.savez(f, boxes=boxes, inputs=rows["inputs"], labelled=rows["labelled"], errors=accuracy.row_errors,

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 T_MAX = 1.0  # short orbits: a small network learns them in seconds on 2 cores
 SPLIT = -0.25  # trained only on x2x >= SPLIT; x2x < SPLIT is the unseen half
 CONFIG = ThreeBodyTrainingConfig(hidden_layers=3, units=64, learning_rate=3e-3, batch_size=256, epochs=30)
-RETRAIN = ["hidden_layers=3", "units=64", "learning_rate=0.003", "batch_size=256", "epochs=30"]
+RETRAIN = ["hidden_layers=3", "units=64", "learning_rate=0.003", "batch_size=512", "epochs=30"]
 
 
 def _rows(x2: np.ndarray) -> dataset.TrajectoryRows:
@@ -78,7 +78,7 @@ def test_monitor_measures_live_mae_and_retrains_where_the_model_is_weak(store, m
         time.sleep(0.5)
 
     params = ["model=three-body", f"server_url={model_server}", "window_minutes=10", "sample_size=300",
-              f"t_max={T_MAX}", "new_simulations=80", "mae_tolerance=0.5", "max_mae=0.5", *RETRAIN]
+              f"t_max={T_MAX}", "new_simulations=80", "mae_tolerance=0.25", "max_mae=0.5", *RETRAIN]
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "pipelines", "run", "monitor",
                              *[arg for p in params for arg in ("--param", p)]],
@@ -86,7 +86,7 @@ def test_monitor_measures_live_mae_and_retrains_where_the_model_is_weak(store, m
     assert result.returncode == 0, result.stderr[-3000:]
     print(result.stdout, f"\nmonitor run: {time.monotonic() - started:.0f} s")
     live = float(re.search(r"^live MAE: (\S+)$", result.stdout, re.M).group(1))
-    assert live > heldout_mae * 1.5, (live, heldout_mae)
+    assert live > heldout_mae * 1.25, (live, heldout_mae)
 
     # The monitor's own labelled sample: the unseen half was measured, and found wrong.
     run = LocalRun(Path(re.search(r"^run: (\S+)$", result.stdout, re.M).group(1)))
@@ -101,6 +101,7 @@ def test_monitor_measures_live_mae_and_retrains_where_the_model_is_weak(store, m
 
     new_version = served_version(model_server, "three-body")
     assert new_version != version, result.stdout
+    assert f"deployed version {new_version}" in result.stdout
     fresh_x2 = sample_initial_x2(400, 99)
     fresh = _queries(fresh_x2[fresh_x2[:, 0] < SPLIT][:30], 4, 1)
     answered = predict_v1(model_server, "three-body", fresh.tolist())

@@ -125,7 +125,7 @@ def monitor_pipeline(
         accuracy = pure(report_live_accuracy(
             model_name=model, labelled=labelled.outputs["labelled"], tolerance=mae_tolerance,
         ), SMALL).set_display_name("live accuracy vs held-out")
-        with dsl.If(model == "three-body", name="three-body"):
+        with dsl.If(model == "three-body", name="three-body"):  # noqa: SIM117 (one condition each)
             with dsl.If(accuracy.outputs["Output"] == True, name="live MAE too high"):  # noqa: E712
                 data = pure(targeted_three_body_data(
                     weak_regions=accuracy.outputs["weak_regions"], training_data=queries.outputs["training_data"],
@@ -203,7 +203,8 @@ def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
                 lines.append("no drift: no retraining")
             else:
                 deployed = _deployed(run)
-                lines.append(f"retrained; {'deployed version ' + deployed if deployed else 'the gate kept the champion'}")
+                verdict = f"deployed version {deployed}" if deployed else "the gate kept the champion"
+                lines.append(f"retrained; {verdict}")
         return "\n".join(lines)
     if not run.output("report-live-accuracy"):
         return "\n".join(lines + ["live MAE within the tolerance: no retraining"])

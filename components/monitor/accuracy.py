@@ -116,7 +116,7 @@ def stratified_sample(strata: np.ndarray, size: int, seed: int) -> tuple[np.ndar
             if left == 0:
                 break
     chosen, weights = [], []
-    for label, count, k in zip(labels, counts, quota):
+    for label, count, k in zip(labels, counts, quota, strict=True):
         if k == 0:
             continue
         members = np.flatnonzero(strata == label)
@@ -243,7 +243,7 @@ def error_map(
     if len(points):
         px = to_pixels(points[:, 0], bounds[0], left, right)
         py = to_pixels(points[:, 1], bounds[1], bottom, top_px)
-        for x, y, err in zip(px, py, errors):
+        for x, y, err in zip(px, py, errors, strict=True):
             fill = "none" if not np.isfinite(err) else "#333"
             body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.3" fill="{fill}" stroke="#333" stroke-width="0.4"/>')
     return frame(title, labels[0], bounds[0], labels[1], bounds[1], "".join(body))

@@ -49,10 +49,16 @@ class RetrainingPlan(NamedTuple):
     target_scale: float
 
 
+# The component's return annotation must be spelled inline: kfp runs the function's own source in
+# a module of its own, where a class defined beside it does not exist (NameError at run time).
+
+
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def plan_retraining(
     training_data: Input[Dataset], traffic: Input[Dataset],
-) -> RetrainingPlan:
+) -> NamedTuple(  # type: ignore[valid-type]
+    "RetrainingPlan", [("low", float), ("high", float), ("input_scale", float), ("target_scale", float)]
+):
     """A training range covering everything seen, and the scaling that goes with it.
 
     Args:
@@ -102,7 +108,7 @@ def collect_served_queries(
     if version is None:
         raise LookupError(f"no {model_name} model is served: nothing to monitor")
     card = read_card(store, model_name, version)
-    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=window_minutes)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=window_minutes)
     served = read_served(store, model_name, version, since)
     heldout = float(card.metrics.get("mae", math.nan))
     with open(queries.path, "wb") as f:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from components.contract import LabelResult, Labelling, ModelSpec
+from components.contract import Labelling, LabelResult, ModelSpec
 from components.sum.data import FEATURES, SumDataSpec
 from components.sum.evaluate import ARTICLE_QUERIES
 from components.sum.model import SumTrainingConfig, load_predictor

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from components.contract import LabelResult, Labelling, ModelSpec
+from components.contract import Labelling, LabelResult, ModelSpec
 from components.monitor import accuracy as acc
 from components.registry import model_spec
 
@@ -114,7 +114,7 @@ class FakeStore:
 
 
 def test_read_served_returns_inputs_answers_and_times_within_the_window():
-    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
     old = {"time": (now - dt.timedelta(hours=2)).isoformat(), "inputs": [[1, 2]], "outputs": [3.5]}
     new = {"time": now.isoformat(), "inputs": [[4, 5], [6, 7]], "outputs": [9.1, 13.2]}
     body = "\n".join(json.dumps(r) for r in (old, new)).encode()

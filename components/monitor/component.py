@@ -42,15 +42,9 @@ def collect_traffic(
     return len(data.traffic_inputs)
 
 
-class RetrainingPlan(NamedTuple):
-    low: float
-    high: float
-    input_scale: float
-    target_scale: float
-
-
-# The component's return annotation must be spelled inline: kfp runs the function's own source in
-# a module of its own, where a class defined beside it does not exist (NameError at run time).
+# plan_retraining's return annotation is spelled inline and its body returns a plain tuple: kfp runs
+# the function's own source in a module of its own, where a class defined beside it does not exist
+# (NameError), and importing this module there fails (the executor's kfp.dsl has no `component`).
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -67,14 +61,13 @@ def plan_retraining(
     """
     import numpy as np
 
-    from components.monitor.component import RetrainingPlan
     from components.monitor.traffic import covering_range
 
     with np.load(training_data.path) as reference, np.load(traffic.path) as current:
         low, high = covering_range(reference["inputs"], current["inputs"])
     scale = max(abs(low), abs(high))
     print(f"retraining on [{low:g}, {high:g}]", flush=True)
-    return RetrainingPlan(low, high, scale, 2 * scale)
+    return low, high, scale, 2 * scale  # a plain tuple: this module's own imports fail in the executor
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)

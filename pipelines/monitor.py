@@ -53,18 +53,22 @@ def monitor_pipeline(
     t_max: float = 3.9,
     spread: float = 0.05,
     validation_fraction: float = 0.3,
-    hidden_layers: int = 10,
-    units: int = 128,
-    learning_rate: float = 0.001,
-    batch_size: int = 500,
+    three_body_hidden_layers: int = 10,
+    three_body_units: int = 128,
+    three_body_learning_rate: float = 0.001,
+    three_body_batch_size: int = 500,
     max_mae: float = 0.1,
-    champion_tolerance: float = 0.05,
-    seed: int = 0,
+    gate_tolerance: float = 0.05,
+    sample_seed: int = 0,
     deploy_target: str = "kserve",
     server_url: str = "",
     store_endpoint: str = "",
 ):
     """Check a served model's traffic for drift (sum) and its live accuracy (all); retrain when off.
+
+    The three-body retraining's own parameters are prefixed (three_body_*, gate_tolerance,
+    sample_seed): a nested pipeline's parameter left unset takes the outer pipeline's parameter
+    of the same name, so a plain `batch_size` here would silently become the sum retraining's.
 
     Args:
         model: The served model to monitor: `sum` or `three-body`.
@@ -81,13 +85,13 @@ def monitor_pipeline(
         t_max: Three-body: simulated time of the retraining data.
         spread: Three-body: standard deviation of a new initial condition's distance to a weak query's x2.
         validation_fraction: Three-body: share of the live and new initial conditions held out for the gate.
-        hidden_layers: Three-body retraining: hidden Dense layers.
-        units: Three-body retraining: units per hidden layer.
-        learning_rate: Three-body retraining: Adam's learning rate.
-        batch_size: Three-body retraining: rows per gradient step.
+        three_body_hidden_layers: Three-body retraining: hidden Dense layers.
+        three_body_units: Three-body retraining: units per hidden layer.
+        three_body_learning_rate: Three-body retraining: Adam's learning rate.
+        three_body_batch_size: Three-body retraining: rows per gradient step.
         max_mae: Three-body gate: the largest held-out MAE that may ship.
-        champion_tolerance: Three-body gate: how much worse (relative) than the served model a new one may be.
-        seed: Seed of the sample, the new initial conditions, the split and the weights.
+        gate_tolerance: Three-body gate: how much worse (relative) than the served model a new one may be.
+        sample_seed: Seed of the sample, the new initial conditions, the split and the weights.
         deploy_target: `kserve` (an InferenceService in the run's namespace), `local` or `none`.
         server_url: The local model server (deploy_target `local` only).
         store_endpoint: Object store host:port; empty uses the fuseml-object-store ConfigMap.
@@ -118,7 +122,7 @@ def monitor_pipeline(
     with dsl.If(queries.outputs["Output"] >= min_rows, name="enough queries"):
         sampled = pure(sample_served_queries(
             model_name=model, queries=queries.outputs["queries"], sample_size=sample_size, map_cells=map_cells,
-            time_slices=time_slices, seed=seed,
+            time_slices=time_slices, seed=sample_seed,
         ), DATA).set_display_name("sample queries: stratified over time and plane")
         labelled = pure(label_served_queries(model_name=model, sample=sampled.outputs["sample"]), SIMULATION)
         labelled.set_display_name("label the sample with the truth")
@@ -130,15 +134,16 @@ def monitor_pipeline(
                 data = pure(targeted_three_body_data(
                     weak_regions=accuracy.outputs["weak_regions"], training_data=queries.outputs["training_data"],
                     new_simulations=new_simulations, t_max=t_max, spread=spread,
-                    validation_fraction=validation_fraction, seed=seed,
+                    validation_fraction=validation_fraction, seed=sample_seed,
                 ), SIMULATION).set_display_name("simulate where the model is weak")
                 trained = pure(train_three_body_model(
-                    dataset=data.outputs["training"], hidden_layers=hidden_layers, units=units,
-                    learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, seed=seed,
+                    dataset=data.outputs["training"], hidden_layers=three_body_hidden_layers,
+                    units=three_body_units, learning_rate=three_body_learning_rate,
+                    batch_size=three_body_batch_size, epochs=epochs, seed=sample_seed,
                 ), TRAINING).set_display_name("retrain")
                 evaluated = side_effect(with_store_access(evaluate_three_body_model(
                     model=trained.outputs["model"], validation=data.outputs["validation"], t_max=t_max,
-                    max_mae=max_mae, champion_tolerance=champion_tolerance, store_endpoint=store_endpoint,
+                    max_mae=max_mae, champion_tolerance=gate_tolerance, store_endpoint=store_endpoint,
                 )), SERVING).set_display_name("evaluate on held-out with the live sample, vs champion")
                 deploy_if_passed(evaluated, trained, data.outputs["training"], "three-body", deploy_target,
                                  server_url, store_endpoint, 0)
@@ -154,7 +159,8 @@ def validate_params(params: Mapping[str, Any]) -> None:
         raise ValueError(f"min_rows must be at least 2, got {params['min_rows']}")
     if params["size"] <= 0 or params["epochs"] <= 0:
         raise ValueError("size and epochs must be positive")
-    for name in ("sample_size", "map_cells", "time_slices", "hidden_layers", "units", "batch_size"):
+    for name in ("sample_size", "map_cells", "time_slices", "three_body_hidden_layers", "three_body_units",
+                 "three_body_batch_size"):
         if params[name] <= 0:
             raise ValueError(f"{name} must be positive, got {params[name]}")
     if params["new_simulations"] < 0 or not params["mae_tolerance"] >= 0 or not params["spread"] > 0:

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.integration
 T_MAX = 1.0  # short orbits: a small network learns them in seconds on 2 cores
 SPLIT = -0.25  # trained only on x2x >= SPLIT; x2x < SPLIT is the unseen half
 CONFIG = ThreeBodyTrainingConfig(hidden_layers=3, units=64, learning_rate=3e-3, batch_size=256, epochs=30)
-RETRAIN = ["hidden_layers=3", "units=64", "learning_rate=0.003", "batch_size=512", "epochs=30"]
+RETRAIN = ["three_body_hidden_layers=3", "three_body_units=64", "three_body_learning_rate=0.003",
+           "three_body_batch_size=512", "epochs=30"]
 
 
 def _rows(x2: np.ndarray) -> dataset.TrajectoryRows:

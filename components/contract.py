@@ -27,12 +27,50 @@ def _no_parameters(params: Mapping[str, Any]) -> None:
 
 
 @dataclass(frozen=True)
+class LabelResult:
+    """The true answers for some input rows, as far as they could be computed.
+
+    `outputs` is `[n, len(output_columns)]`, NaN in the rows whose truth could not be computed
+    (`labelled` False: a simulation that did not converge); `computations` counts the truth
+    computations made (simulations for three-body, 0 for arithmetic), the labelling's cost.
+    """
+
+    outputs: np.ndarray
+    labelled: np.ndarray
+    computations: int = 0
+
+    def __post_init__(self) -> None:
+        if self.outputs.ndim != 2 or len(self.outputs) != len(self.labelled):
+            raise ValueError(f"outputs {self.outputs.shape} and labelled {self.labelled.shape} do not match")
+
+
+@dataclass(frozen=True)
+class Labelling:
+    """How a model's true answer is computed for a logged query, and how to look at its errors.
+
+    `label` maps input rows to a `LabelResult`. `plane` names the two input columns of the
+    error map (and of the strata of the monitor's sample), `time` an input column whose values
+    are reported in windows (`time_windows`), if any; `scored_outputs` the output columns the
+    MAE averages over (all when empty), as the model card's held-out MAE does.
+    """
+
+    label: Callable[[np.ndarray], LabelResult]
+    plane: tuple[str, str]
+    plane_bounds: tuple[tuple[float, float], tuple[float, float]] | None = None
+    time: str | None = None
+    time_windows: tuple[tuple[float, float], ...] = ()
+    scored_outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One learning problem's model, as serving, deploy, monitoring and the pipelines see it.
 
     `smoke_rows` are inputs any healthy version must answer (a deploy checks them after a
     rollout). `validate_params` refuses a pipeline's problem-specific parameters before any
-    work starts; `presets` are named parameter sets of the problem's pipeline.
+    work starts; `presets` are named parameter sets of the problem's pipeline. `labelling`, when
+    set, says how the true answer to any query is computed, so monitoring can measure the
+    served model's accuracy on live traffic.
     """
 
     name: str
@@ -44,11 +82,18 @@ class ModelSpec:
     smoke_rows: tuple[tuple[float, ...], ...]
     validate_params: Callable[[Mapping[str, Any]], None] = _no_parameters
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    labelling: Labelling | None = None
 
     def __post_init__(self) -> None:
         width = len(self.input_columns)
         if any(len(row) != width for row in self.smoke_rows):
             raise ValueError(f"model {self.name}: every smoke row needs {width} values ({', '.join(self.input_columns)})")
+        if self.labelling is not None:
+            named = [*self.labelling.plane, *([self.labelling.time] if self.labelling.time else [])]
+            unknown = [c for c in named if c not in self.input_columns]
+            unknown += [c for c in self.labelling.scored_outputs if c not in self.output_columns]
+            if unknown:
+                raise ValueError(f"model {self.name}: labelling names unknown column(s) {', '.join(unknown)}")
 
     def schema(self) -> dict[str, Any]:
         """The input and output tensors, as recorded in a model card."""

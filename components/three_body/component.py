@@ -159,3 +159,47 @@ def evaluate_three_body_model(
     Path(report.path).write_text(report_html(challenger, decision.reason, trajectory_plots(predict, rows)))
     print(decision.reason, flush=True)
     return decision.deploy
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def targeted_three_body_data(
+    weak_regions: Input[Dataset], training_data: Input[Dataset], new_simulations: int, t_max: float,
+    spread: float, validation_fraction: float, seed: int, training: Output[Dataset], validation: Output[Dataset],
+    statistics: Output[Metrics],
+):
+    """Simulate where the served model is weak: the live queries and new initial conditions near them.
+
+    Args:
+        weak_regions: The weak cells and the labelled live queries from `report_live_accuracy`.
+        training_data: The served version's training rows (kept; may be empty).
+        new_simulations: New initial conditions drawn near the weak live queries.
+        t_max: Simulated time of the new trajectories.
+        spread: Standard deviation of the step from a weak query's x2 to a new initial condition.
+        validation_fraction: Share of the live and of the new initial conditions held out for the gate.
+        seed: Random seed of the draws and the split.
+        training: Previous rows plus the new simulations' rows.
+        validation: Held-out rows: trajectories of held-out live queries and new initial conditions.
+        statistics: Simulated, converged and non-converged counts, rows.
+    """
+    import hashlib
+    from pathlib import Path
+
+    import numpy as np
+
+    from components.three_body import dataset
+    from components.three_body.live import targeted_data
+
+    with np.load(weak_regions.path) as data:
+        boxes, inputs, labelled = data["boxes"], data["inputs"], data["labelled"]
+    previous = dataset.load(Path(training_data.path)) if Path(training_data.path).stat().st_size else None
+    made = targeted_data(inputs[:, 1:], boxes, previous, new_simulations, t_max, spread, validation_fraction, seed)
+    dataset.save(Path(training.path), made.training)
+    dataset.save(Path(validation.path), made.validation)
+    training.metadata["sha256"] = hashlib.sha256(Path(training.path).read_bytes()).hexdigest()
+    for key, value in made.statistics.items():
+        statistics.log_metric(key, value)
+    s = made.statistics
+    print(f"targeted data: {s['simulations']:.0f} simulations ({s['weak_initial_conditions']:.0f} weak live x2, "
+          f"{s['new_initial_conditions']:.0f} new), {s['not_converged']:.0f} did not converge (counted, not used); "
+          f"{s['training_rows']:.0f} training rows, {s['validation_rows']:.0f} held out; "
+          f"{int((~labelled).sum())} sampled queries could not be labelled", flush=True)

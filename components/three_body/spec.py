@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from components.contract import ModelSpec
+from components.contract import Labelling, ModelSpec
 from components.three_body.dataset import INPUT_COLUMNS
+from components.three_body.evaluate import TIME_WINDOWS
+from components.three_body.live import X_RANGE, Y_RANGE, label
 from components.three_body.model import load_predictor
 from components.three_body.presets import PRESETS, training_config
 from components.three_body.simulate import time_grid
@@ -38,4 +40,7 @@ SPEC = ModelSpec(
     smoke_rows=((0.5, -0.2, 0.5), (1.0, -0.2, 0.3)),
     validate_params=validate_params,
     presets=PRESETS,
+    # The truth is the simulator's; MAE over bodies 1 and 2, as the held-out evaluation scores it.
+    labelling=Labelling(label=label, plane=("x2x", "x2y"), plane_bounds=(X_RANGE, Y_RANGE), time="t",
+                        time_windows=TIME_WINDOWS, scored_outputs=("x1x", "x1y", "x2x", "x2y")),
 )

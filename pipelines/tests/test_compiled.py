@@ -7,7 +7,8 @@ from pipelines.store_access import STORE_SECRET
 
 STORE_TASKS = {"sum": {"evaluate-sum-model", "deploy-model"},
                "three-body": {"evaluate-three-body-model", "deploy-model"},
-               "monitor": {"collect-traffic", "evaluate-sum-model", "deploy-model"}}
+               "monitor": {"collect-traffic", "collect-served-queries", "evaluate-sum-model",
+                           "evaluate-three-body-model", "deploy-model"}}
 
 
 def test_compiled_pipelines_are_fresh(tmp_path):

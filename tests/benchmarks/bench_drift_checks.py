@@ -25,7 +25,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from components.validation.calibration import alarm_rate, sum_report, three_body_report  # noqa: E402
+from components.validation.tests.calibration import alarm_rate, sum_report, three_body_report  # noqa: E402
 from components.validation.drift import DriftReport  # noqa: E402
 
 

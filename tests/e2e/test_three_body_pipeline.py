@@ -12,7 +12,7 @@ from pipelines.registry import registry
 
 pytestmark = pytest.mark.integration
 
-SMALL = ["simulations=12", "shard_size=5", "epochs=3", "batch_size=256", "t_max=1.0", "max_mae=10"]
+SMALL = ["simulations=16", "validation_fraction=0.25", "shard_size=6", "epochs=3", "batch_size=256", "t_max=1.0", "max_mae=10"]
 
 
 def test_three_body_pipeline_simulates_trains_evaluates_and_serves(model_server):
@@ -22,7 +22,7 @@ def test_three_body_pipeline_simulates_trains_evaluates_and_serves(model_server)
     run = cli.run_locally("three-body", params)
 
     statistics = run.artifact_metadata("gather-three-body-simulations", "statistics")
-    assert statistics["simulations"] == 12 and statistics["shards"] == 3  # ParallelFor over 3 shards, gathered
+    assert statistics["simulations"] == 16 and statistics["shards"] == 3  # ParallelFor over 3 shards, gathered
     metrics = run.task_outputs("evaluate-three-body-model")["artifacts"]["metrics"]["artifacts"][0]
     for key in ("mae", "simulation_mae_p90", "energy_error_median", "ann_seconds_single", "integrator_seconds",
                 "speedup_single", "speedup_batched"):

@@ -442,7 +442,7 @@ def test_component_tests_three_body_datasets_per_simulation(tmp_path):
     from components.three_body import dataset
     from components.three_body.simulate import sample_initial_x2
 
-    from ..calibration import three_body_rows
+    from components.validation.tests.calibration import three_body_rows
     from ..component import validate_data
 
     x2 = sample_initial_x2(60, 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..calibration import alarm_rate, sum_report, three_body_report
+from components.validation.tests.calibration import alarm_rate, sum_report, three_body_report
 
 SEEDS = range(20)
 MAX_FALSE_ALARMS = 2

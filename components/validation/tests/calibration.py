@@ -14,7 +14,7 @@ import numpy as np
 from components.sum.data import SumDataSpec, generate
 from components.three_body.simulate import GRID_STEP, sample_initial_x2
 
-from .drift import DriftReport, compare
+from components.validation.drift import DriftReport, compare
 
 THREE_BODY_FEATURES = ("t", "x2x", "x2y")
 SUM_FEATURES = ("x", "y")

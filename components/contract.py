@@ -87,7 +87,9 @@ class ModelSpec:
     def __post_init__(self) -> None:
         width = len(self.input_columns)
         if any(len(row) != width for row in self.smoke_rows):
-            raise ValueError(f"model {self.name}: every smoke row needs {width} values ({', '.join(self.input_columns)})")
+            raise ValueError(
+                f"model {self.name}: every smoke row needs {width} values ({', '.join(self.input_columns)})"
+            )
         if self.labelling is not None:
             named = [*self.labelling.plane, *([self.labelling.time] if self.labelling.time else [])]
             unknown = [c for c in named if c not in self.input_columns]
@@ -177,8 +179,9 @@ class ModelCard:
         data_recipe: str = "",
     ) -> ModelCard:
         """The card of a model just trained on `inputs` (its envelope comes from them)."""
-        return cls(spec.name, spec.schema(), Envelope.of(spec.input_columns, inputs), data_sha256, data_recipe,
-                   dict(training))
+        return cls(
+            spec.name, spec.schema(), Envelope.of(spec.input_columns, inputs), data_sha256, data_recipe, dict(training)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)

@@ -21,10 +21,15 @@ def deploy_if_passed(
     canary_percent: dsl.PipelineChannel,
 ) -> None:
     """`evaluated` returns the gate's verdict (True: may ship) and logs the metrics for the card."""
-    with dsl.If(evaluated.outputs["Output"] == True, name="gate passed"):  # noqa: E712 (a KFP condition)
+    with dsl.If(evaluated.outputs["Output"] == True, name="gate passed"):
         deployed = deploy_model(
-            model=trained.outputs["model"], metrics=evaluated.outputs["metrics"], training_data=training_data,
-            model_name=model_name, target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
+            model=trained.outputs["model"],
+            metrics=evaluated.outputs["metrics"],
+            training_data=training_data,
+            model_name=model_name,
+            target=deploy_target,
+            server_url=server_url,
+            store_endpoint=store_endpoint,
             canary_percent=canary_percent,
         )
         side_effect(with_store_access(deployed), SERVING).set_display_name("publish and deploy")

@@ -39,8 +39,9 @@ def load_credentials(state_dir: Path = STATE_DIR) -> None:
     if not env_file.exists():
         state_dir.mkdir(parents=True, exist_ok=True)
         env_file.touch(mode=0o600)
-        env_file.write_text(f"{ACCESS_KEY_VAR}=local-{secrets.token_hex(6)}\n"
-                            f"{SECRET_KEY_VAR}={secrets.token_urlsafe(24)}\n")
+        env_file.write_text(
+            f"{ACCESS_KEY_VAR}=local-{secrets.token_hex(6)}\n{SECRET_KEY_VAR}={secrets.token_urlsafe(24)}\n"
+        )
     for line in env_file.read_text().splitlines():
         key, _, value = line.partition("=")
         os.environ.setdefault(key.strip(), value.strip())
@@ -80,14 +81,28 @@ def ensure_model_server(state_dir: Path = STATE_DIR, url: str | None = None) -> 
     ensure_store(state_dir)
     port = url.rsplit(":", 1)[1]
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
-    print(f"starting the local KServe model server on {url} (gRPC on port "
-          f"{os.environ.get(MODEL_SERVER_GRPC_PORT_VAR, DEFAULT_MODEL_SERVER_GRPC_PORT)})", flush=True)
+    print(
+        f"starting the local KServe model server on {url} (gRPC on port "
+        f"{os.environ.get(MODEL_SERVER_GRPC_PORT_VAR, DEFAULT_MODEL_SERVER_GRPC_PORT)})",
+        flush=True,
+    )
     with (state_dir / "logs" / "model-server.log").open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "components.serving", "--http-port", port,
-             "--grpc-port", os.environ.get(MODEL_SERVER_GRPC_PORT_VAR, DEFAULT_MODEL_SERVER_GRPC_PORT),
-             "--cache-dir", str(state_dir / "model-cache")],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=PROJECT_ROOT,
+            [
+                sys.executable,
+                "-m",
+                "components.serving",
+                "--http-port",
+                port,
+                "--grpc-port",
+                os.environ.get(MODEL_SERVER_GRPC_PORT_VAR, DEFAULT_MODEL_SERVER_GRPC_PORT),
+                "--cache-dir",
+                str(state_dir / "model-cache"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=PROJECT_ROOT,
         )
     _write_pid("model-server", process, state_dir)
     deadline = time.monotonic() + 120

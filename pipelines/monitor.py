@@ -97,57 +97,134 @@ def monitor_pipeline(
         store_endpoint: Object store host:port; empty uses the fuseml-object-store ConfigMap.
     """
     with dsl.If(model == "sum", name="sum: drift"):
-        collected = side_effect(with_store_access(collect_traffic(
-            model_name="sum", window_minutes=window_minutes, store_endpoint=store_endpoint,
-        )), SERVING).set_display_name("collect served traffic")
+        collected = side_effect(
+            with_store_access(
+                collect_traffic(
+                    model_name="sum",
+                    window_minutes=window_minutes,
+                    store_endpoint=store_endpoint,
+                )
+            ),
+            SERVING,
+        ).set_display_name("collect served traffic")
         with dsl.If(collected.outputs["Output"] >= min_rows, name="enough traffic"):
-            validation = pure(validate_data(
-                reference=collected.outputs["training_data"], current=collected.outputs["traffic"],
-                feature_names="x,y", title="Served traffic vs training data", alpha=drift_alpha,
-            ), DATA).set_display_name("validate: traffic vs training")
-            with dsl.If(validation.outputs["Output"] == False, name="drift found"):  # noqa: E712 (a KFP condition)
-                plan = pure(plan_retraining(
-                    training_data=collected.outputs["training_data"], traffic=collected.outputs["traffic"],
-                ), SMALL).set_display_name("plan retraining range")
+            validation = pure(
+                validate_data(
+                    reference=collected.outputs["training_data"],
+                    current=collected.outputs["traffic"],
+                    feature_names="x,y",
+                    title="Served traffic vs training data",
+                    alpha=drift_alpha,
+                ),
+                DATA,
+            ).set_display_name("validate: traffic vs training")
+            with dsl.If(validation.outputs["Output"] == False, name="drift found"):
+                plan = pure(
+                    plan_retraining(
+                        training_data=collected.outputs["training_data"],
+                        traffic=collected.outputs["traffic"],
+                    ),
+                    SMALL,
+                ).set_display_name("plan retraining range")
                 sum_pipeline(
-                    low=plan.outputs["low"], high=plan.outputs["high"], eval_low=plan.outputs["low"],
-                    eval_high=plan.outputs["high"], input_scale=plan.outputs["input_scale"],
-                    target_scale=plan.outputs["target_scale"], size=size, epochs=epochs,
-                    deploy_target=deploy_target, server_url=server_url, store_endpoint=store_endpoint,
+                    low=plan.outputs["low"],
+                    high=plan.outputs["high"],
+                    eval_low=plan.outputs["low"],
+                    eval_high=plan.outputs["high"],
+                    input_scale=plan.outputs["input_scale"],
+                    target_scale=plan.outputs["target_scale"],
+                    size=size,
+                    epochs=epochs,
+                    deploy_target=deploy_target,
+                    server_url=server_url,
+                    store_endpoint=store_endpoint,
                 ).set_display_name("retrain").set_caching_options(False)  # it deploys
 
-    queries = side_effect(with_store_access(collect_served_queries(
-        model_name=model, window_minutes=window_minutes, store_endpoint=store_endpoint,
-    )), SERVING).set_display_name("collect served queries and answers")
+    queries = side_effect(
+        with_store_access(
+            collect_served_queries(
+                model_name=model,
+                window_minutes=window_minutes,
+                store_endpoint=store_endpoint,
+            )
+        ),
+        SERVING,
+    ).set_display_name("collect served queries and answers")
     with dsl.If(queries.outputs["Output"] >= min_rows, name="enough queries"):
-        sampled = pure(sample_served_queries(
-            model_name=model, queries=queries.outputs["queries"], sample_size=sample_size, map_cells=map_cells,
-            time_slices=time_slices, seed=sample_seed,
-        ), DATA).set_display_name("sample queries: stratified over time and plane")
+        sampled = pure(
+            sample_served_queries(
+                model_name=model,
+                queries=queries.outputs["queries"],
+                sample_size=sample_size,
+                map_cells=map_cells,
+                time_slices=time_slices,
+                seed=sample_seed,
+            ),
+            DATA,
+        ).set_display_name("sample queries: stratified over time and plane")
         labelled = pure(label_served_queries(model_name=model, sample=sampled.outputs["sample"]), SIMULATION)
         labelled.set_display_name("label the sample with the truth")
-        accuracy = pure(report_live_accuracy(
-            model_name=model, labelled=labelled.outputs["labelled"], tolerance=mae_tolerance,
-        ), SMALL).set_display_name("live accuracy vs held-out")
+        accuracy = pure(
+            report_live_accuracy(
+                model_name=model,
+                labelled=labelled.outputs["labelled"],
+                tolerance=mae_tolerance,
+            ),
+            SMALL,
+        ).set_display_name("live accuracy vs held-out")
         with dsl.If(model == "three-body", name="three-body"):  # noqa: SIM117 (one condition each)
-            with dsl.If(accuracy.outputs["Output"] == True, name="live MAE too high"):  # noqa: E712
-                data = pure(targeted_three_body_data(
-                    weak_regions=accuracy.outputs["weak_regions"], training_data=queries.outputs["training_data"],
-                    new_simulations=new_simulations, t_max=t_max, spread=spread,
-                    validation_fraction=validation_fraction, seed=sample_seed,
-                ), SIMULATION).set_display_name("simulate where the model is weak")
-                trained = pure(train_three_body_model(
-                    dataset=data.outputs["training"], hidden_layers=three_body_hidden_layers,
-                    units=three_body_units, learning_rate=three_body_learning_rate,
-                    batch_size=three_body_batch_size, epochs=epochs, seed=sample_seed, schedule="cosine",
-                    time_budget_s=0.0, patience=0, holdout_fraction=0.0,
-                ), TRAINING).set_display_name("retrain")
-                evaluated = side_effect(with_store_access(evaluate_three_body_model(
-                    model=trained.outputs["model"], validation=data.outputs["validation"], t_max=t_max,
-                    max_mae=max_mae, champion_tolerance=gate_tolerance, store_endpoint=store_endpoint,
-                )), SERVING).set_display_name("evaluate on held-out with the live sample, vs champion")
-                deploy_if_passed(evaluated, trained, data.outputs["training"], "three-body", deploy_target,
-                                 server_url, store_endpoint, 0)
+            with dsl.If(accuracy.outputs["Output"] == True, name="live MAE too high"):
+                data = pure(
+                    targeted_three_body_data(
+                        weak_regions=accuracy.outputs["weak_regions"],
+                        training_data=queries.outputs["training_data"],
+                        new_simulations=new_simulations,
+                        t_max=t_max,
+                        spread=spread,
+                        validation_fraction=validation_fraction,
+                        seed=sample_seed,
+                    ),
+                    SIMULATION,
+                ).set_display_name("simulate where the model is weak")
+                trained = pure(
+                    train_three_body_model(
+                        dataset=data.outputs["training"],
+                        hidden_layers=three_body_hidden_layers,
+                        units=three_body_units,
+                        learning_rate=three_body_learning_rate,
+                        batch_size=three_body_batch_size,
+                        epochs=epochs,
+                        seed=sample_seed,
+                        schedule="cosine",
+                        time_budget_s=0.0,
+                        patience=0,
+                        holdout_fraction=0.0,
+                    ),
+                    TRAINING,
+                ).set_display_name("retrain")
+                evaluated = side_effect(
+                    with_store_access(
+                        evaluate_three_body_model(
+                            model=trained.outputs["model"],
+                            validation=data.outputs["validation"],
+                            t_max=t_max,
+                            max_mae=max_mae,
+                            champion_tolerance=gate_tolerance,
+                            store_endpoint=store_endpoint,
+                        )
+                    ),
+                    SERVING,
+                ).set_display_name("evaluate on held-out with the live sample, vs champion")
+                deploy_if_passed(
+                    evaluated,
+                    trained,
+                    data.outputs["training"],
+                    "three-body",
+                    deploy_target,
+                    server_url,
+                    store_endpoint,
+                    0,
+                )
 
 
 def validate_params(params: Mapping[str, Any]) -> None:
@@ -160,8 +237,14 @@ def validate_params(params: Mapping[str, Any]) -> None:
         raise ValueError(f"min_rows must be at least 2, got {params['min_rows']}")
     if params["size"] <= 0 or params["epochs"] <= 0:
         raise ValueError("size and epochs must be positive")
-    for name in ("sample_size", "map_cells", "time_slices", "three_body_hidden_layers", "three_body_units",
-                 "three_body_batch_size"):
+    for name in (
+        "sample_size",
+        "map_cells",
+        "time_slices",
+        "three_body_hidden_layers",
+        "three_body_units",
+        "three_body_batch_size",
+    ):
         if params[name] <= 0:
             raise ValueError(f"{name} must be positive, got {params[name]}")
     if params["new_simulations"] < 0 or not params["mae_tolerance"] >= 0 or not params["spread"] > 0:
@@ -186,12 +269,14 @@ def _live_lines(run: LocalRun) -> list[str]:
         return []
     metrics = run.artifact_metadata("report-live-accuracy", "metrics")
     heldout = metrics.get("heldout_mae")
-    lines = [f"live MAE: {metrics['live_mae']:.6g}",
-             f"held-out MAE (model card): {heldout:.6g}" if heldout is not None else "held-out MAE: not in the card",
-             f"labelled: {metrics['labelled_rows']:.0f}/{metrics['sampled_rows']:.0f} sampled rows "
-             f"({metrics['unlabelled_rows']:.0f} could not be labelled), {metrics['labelling_computations']:.0f} "
-             f"truth computations in {metrics['labelling_seconds']:.2f} s",
-             f"live accuracy report (error map): {run.artifact_path('report-live-accuracy', 'report')}"]
+    lines = [
+        f"live MAE: {metrics['live_mae']:.6g}",
+        f"held-out MAE (model card): {heldout:.6g}" if heldout is not None else "held-out MAE: not in the card",
+        f"labelled: {metrics['labelled_rows']:.0f}/{metrics['sampled_rows']:.0f} sampled rows "
+        f"({metrics['unlabelled_rows']:.0f} could not be labelled), {metrics['labelling_computations']:.0f} "
+        f"truth computations in {metrics['labelling_seconds']:.2f} s",
+        f"live accuracy report (error map): {run.artifact_path('report-live-accuracy', 'report')}",
+    ]
     return lines
 
 
@@ -216,13 +301,17 @@ def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
     if not run.output("report-live-accuracy"):
         return "\n".join(lines + ["live MAE within the tolerance: no retraining"])
     statistics = run.artifact_metadata("targeted-three-body-data", "statistics")
-    lines.append(f"retraining data: {statistics['simulations']:.0f} new simulations near the weak regions, "
-                 f"{statistics['not_converged']:.0f} did not converge (counted, not used)")
+    lines.append(
+        f"retraining data: {statistics['simulations']:.0f} new simulations near the weak regions, "
+        f"{statistics['not_converged']:.0f} did not converge (counted, not used)"
+    )
     if run.task_outputs("evaluate-three-body-model"):
         evaluated = run.artifact_metadata("evaluate-three-body-model", "metrics")
         champion = evaluated.get("champion_mae")
-        lines.append(f"gate on held-out incl. the live sample: challenger MAE {evaluated['mae']:.4g}"
-                     + (f", champion {champion:.4g}" if champion is not None else ""))
+        lines.append(
+            f"gate on held-out incl. the live sample: challenger MAE {evaluated['mae']:.4g}"
+            + (f", champion {champion:.4g}" if champion is not None else "")
+        )
     deployed = _deployed(run)
     lines.append(f"retrained; {'deployed version ' + deployed if deployed else 'the gate kept the champion'}")
     return "\n".join(lines)

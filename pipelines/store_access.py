@@ -15,5 +15,6 @@ SECRET_KEYS_TO_ENV = {"AWS_ACCESS_KEY_ID": "MINIO_ACCESS_KEY", "AWS_SECRET_ACCES
 
 def with_store_access(task: PipelineTask) -> PipelineTask:
     kubernetes.use_secret_as_env(task, secret_name=STORE_SECRET, secret_key_to_env=SECRET_KEYS_TO_ENV)
-    return kubernetes.use_config_map_as_env(task, config_map_name=STORE_SECRET,
-                                           config_map_key_to_env={"MINIO_ENDPOINT": "MINIO_ENDPOINT"})
+    return kubernetes.use_config_map_as_env(
+        task, config_map_name=STORE_SECRET, config_map_key_to_env={"MINIO_ENDPOINT": "MINIO_ENDPOINT"}
+    )

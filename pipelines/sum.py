@@ -70,28 +70,74 @@ def sum_pipeline(
         store_endpoint: Object store host:port; empty uses the fuseml-object-store ConfigMap.
         canary_percent: Share of traffic a new version gets first on KServe (0: all at once).
     """
-    training_data = pure(generate_sum_data(
-        recipe=recipe, size=size, low=low, high=high, small_fraction=small_fraction, seed=seed,
-    ), SMALL).set_display_name("generate training data")
-    eval_data = pure(generate_sum_data(
-        recipe=eval_recipe, size=eval_size, low=eval_low, high=eval_high, small_fraction=eval_small_fraction,
-        seed=eval_seed,
-    ), SMALL).set_display_name("generate evaluation data (serving distribution)")
-    validation = pure(validate_data(
-        reference=training_data.outputs["dataset"], current=eval_data.outputs["dataset"], feature_names="x,y",
-        title="Training data vs serving distribution", alpha=drift_alpha,
-    ), DATA).set_display_name("validate data: training vs serving")
-    trained = pure(train_sum_model(
-        dataset=training_data.outputs["dataset"], epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, input_scale=input_scale, target_scale=target_scale, seed=seed,
-    ), TRAINING).set_display_name("train")
-    evaluated = side_effect(with_store_access(evaluate_sum_model(
-        model=trained.outputs["model"], eval_dataset=eval_data.outputs["dataset"],
-        max_relative_mae=max_relative_mae, champion_tolerance=champion_tolerance,
-        data_valid=validation.outputs["Output"], block_on_skew=block_on_skew, store_endpoint=store_endpoint,
-    )), SERVING).set_display_name("evaluate: challenger vs champion")
-    deploy_if_passed(evaluated, trained, training_data.outputs["dataset"], "sum", deploy_target, server_url,
-                     store_endpoint, canary_percent)
+    training_data = pure(
+        generate_sum_data(
+            recipe=recipe,
+            size=size,
+            low=low,
+            high=high,
+            small_fraction=small_fraction,
+            seed=seed,
+        ),
+        SMALL,
+    ).set_display_name("generate training data")
+    eval_data = pure(
+        generate_sum_data(
+            recipe=eval_recipe,
+            size=eval_size,
+            low=eval_low,
+            high=eval_high,
+            small_fraction=eval_small_fraction,
+            seed=eval_seed,
+        ),
+        SMALL,
+    ).set_display_name("generate evaluation data (serving distribution)")
+    validation = pure(
+        validate_data(
+            reference=training_data.outputs["dataset"],
+            current=eval_data.outputs["dataset"],
+            feature_names="x,y",
+            title="Training data vs serving distribution",
+            alpha=drift_alpha,
+        ),
+        DATA,
+    ).set_display_name("validate data: training vs serving")
+    trained = pure(
+        train_sum_model(
+            dataset=training_data.outputs["dataset"],
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            input_scale=input_scale,
+            target_scale=target_scale,
+            seed=seed,
+        ),
+        TRAINING,
+    ).set_display_name("train")
+    evaluated = side_effect(
+        with_store_access(
+            evaluate_sum_model(
+                model=trained.outputs["model"],
+                eval_dataset=eval_data.outputs["dataset"],
+                max_relative_mae=max_relative_mae,
+                champion_tolerance=champion_tolerance,
+                data_valid=validation.outputs["Output"],
+                block_on_skew=block_on_skew,
+                store_endpoint=store_endpoint,
+            )
+        ),
+        SERVING,
+    ).set_display_name("evaluate: challenger vs champion")
+    deploy_if_passed(
+        evaluated,
+        trained,
+        training_data.outputs["dataset"],
+        "sum",
+        deploy_target,
+        server_url,
+        store_endpoint,
+        canary_percent,
+    )
 
 
 def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
@@ -101,15 +147,25 @@ def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
 
     report = run.artifact_path("evaluate-sum-model", "report").read_text()
     deployed = run.output("deploy-model")
-    lines = [f"run: {run.run_dir}", "", run.validation_verdict(),
-             f"(plots: {run.artifact_path('validate-data', 'report')})", "", report,
-             f"deployed: version {deployed}" if deployed else "deployed: nothing (the previous model keeps serving)"]
+    lines = [
+        f"run: {run.run_dir}",
+        "",
+        run.validation_verdict(),
+        f"(plots: {run.artifact_path('validate-data', 'report')})",
+        "",
+        report,
+        f"deployed: version {deployed}" if deployed else "deployed: nothing (the previous model keeps serving)",
+    ]
     url = params["server_url"]
     try:
         served = predict_v1(url, "sum", [[x, y] for x, y, _ in ARTICLE_QUERIES])
     except RuntimeError as error:
         return "\n".join(lines + [f"model server {url}: no sum model served ({error})"])
     rows = tuple(QueryResult(x, y, p, x + y, a) for (x, y, a), p in zip(ARTICLE_QUERIES, served["predictions"]))
-    lines += ["", f"served: {url}/v1/models/sum:predict, version {served['model_version']}", "",
-              query_table(rows, "served model")]
+    lines += [
+        "",
+        f"served: {url}/v1/models/sum:predict, version {served['model_version']}",
+        "",
+        query_table(rows, "served model"),
+    ]
     return "\n".join(lines)

@@ -43,7 +43,8 @@ def three_body_pipeline(
     deploy_target: str = "kserve",
     server_url: str = "",
     store_endpoint: str = "",
-    canary_percent: int = 0):
+    canary_percent: int = 0,
+):
     """Simulate Breen's three-body setup, train the network that replaces the integrator, deploy if it passes.
 
     The defaults are the `local` preset (components/three_body/presets.py); `standard` reaches
@@ -77,29 +78,71 @@ def three_body_pipeline(
     plan = pure(plan_simulation_shards(simulations=simulations, shard_size=shard_size), SMALL)
     plan.set_display_name("plan simulation shards")
     with dsl.ParallelFor(plan.output, name="simulation shards") as start:
-        shard = pure(simulate_three_body_shard(start=start, shard_size=shard_size, simulations=simulations,
-                                               t_max=t_max, seed=seed), SIMULATION)
+        shard = pure(
+            simulate_three_body_shard(
+                start=start, shard_size=shard_size, simulations=simulations, t_max=t_max, seed=seed
+            ),
+            SIMULATION,
+        )
         shard.set_display_name("simulate a shard of trajectories")
-    simulated = pure(gather_three_body_simulations(shards=dsl.Collected(shard.outputs["shard"]),
-                                                   validation_fraction=validation_fraction, seed=seed), DATA)
+    simulated = pure(
+        gather_three_body_simulations(
+            shards=dsl.Collected(shard.outputs["shard"]), validation_fraction=validation_fraction, seed=seed
+        ),
+        DATA,
+    )
     simulated.set_display_name("gather shards, split by simulation")
-    pure(validate_data(
-        reference=simulated.outputs["training"], current=simulated.outputs["validation"],
-        feature_names="t,x2x,x2y", title="Training vs held-out simulations", alpha=drift_alpha,
-        unit_column="simulation",
-    ), DATA).set_display_name("validate data: training vs held-out")
-    trained = pure(train_three_body_model(
-        dataset=simulated.outputs["training"], hidden_layers=hidden_layers, units=units,
-        learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, seed=seed, schedule=schedule,
-        time_budget_s=time_budget_s, patience=patience, holdout_fraction=holdout_fraction,
-    ), TRAINING).set_display_name("train")
+    pure(
+        validate_data(
+            reference=simulated.outputs["training"],
+            current=simulated.outputs["validation"],
+            feature_names="t,x2x,x2y",
+            title="Training vs held-out simulations",
+            alpha=drift_alpha,
+            unit_column="simulation",
+        ),
+        DATA,
+    ).set_display_name("validate data: training vs held-out")
+    trained = pure(
+        train_three_body_model(
+            dataset=simulated.outputs["training"],
+            hidden_layers=hidden_layers,
+            units=units,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            epochs=epochs,
+            seed=seed,
+            schedule=schedule,
+            time_budget_s=time_budget_s,
+            patience=patience,
+            holdout_fraction=holdout_fraction,
+        ),
+        TRAINING,
+    ).set_display_name("train")
     trained.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
-    evaluated = side_effect(with_store_access(evaluate_three_body_model(
-        model=trained.outputs["model"], validation=simulated.outputs["validation"], t_max=t_max,
-        max_mae=max_mae, champion_tolerance=champion_tolerance, store_endpoint=store_endpoint,
-    )), SERVING).set_display_name("evaluate: accuracy, speed, champion")
-    deploy_if_passed(evaluated, trained, simulated.outputs["training"], "three-body", deploy_target, server_url,
-                     store_endpoint, canary_percent)
+    evaluated = side_effect(
+        with_store_access(
+            evaluate_three_body_model(
+                model=trained.outputs["model"],
+                validation=simulated.outputs["validation"],
+                t_max=t_max,
+                max_mae=max_mae,
+                champion_tolerance=champion_tolerance,
+                store_endpoint=store_endpoint,
+            )
+        ),
+        SERVING,
+    ).set_display_name("evaluate: accuracy, speed, champion")
+    deploy_if_passed(
+        evaluated,
+        trained,
+        simulated.outputs["training"],
+        "three-body",
+        deploy_target,
+        server_url,
+        store_endpoint,
+        canary_percent,
+    )
 
 
 def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
@@ -110,22 +153,27 @@ def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
     metrics = run.artifact_metadata("evaluate-three-body-model", "metrics")
     report = run.artifact_path("evaluate-three-body-model", "report")
     deployed = run.output("deploy-model")
-    lines = [f"run: {run.run_dir}", run.validation_verdict(),
-             f"simulations: {simulated['converged']:.0f}/{simulated['simulations']:.0f} converged (largest "
-             f"twin-run difference <= 1e-4; by Breen's criterion {simulated['converged_by_breen_criterion']:.0f}), "
-             f"{simulated['dropped']:.0f} dropped",
-             f"held-out MAE: {metrics['mae']:.4f} (per simulation: median {metrics['simulation_mae_median']:.4f}, "
-             f"p90 {metrics['simulation_mae_p90']:.4f}, max {metrics['simulation_mae_max']:.4f})",
-             f"speed: ANN {metrics['ann_seconds_single'] * 1e3:.2f} ms per query "
-             f"({metrics['ann_seconds_batched'] * 1e6:.2f} us batched), integrator "
-             f"{metrics['integrator_seconds'] * 1e3:.0f} ms per simulation: "
-             f"{metrics['speedup_single']:,.0f}x single, {metrics['speedup_batched']:,.0f}x batched",
-             f"report (trajectory plots): {report}",
-             f"gate: {'PASSED, deployed version ' + deployed if deployed else 'REFUSED, not deployed'}"]
+    lines = [
+        f"run: {run.run_dir}",
+        run.validation_verdict(),
+        f"simulations: {simulated['converged']:.0f}/{simulated['simulations']:.0f} converged (largest "
+        f"twin-run difference <= 1e-4; by Breen's criterion {simulated['converged_by_breen_criterion']:.0f}), "
+        f"{simulated['dropped']:.0f} dropped",
+        f"held-out MAE: {metrics['mae']:.4f} (per simulation: median {metrics['simulation_mae_median']:.4f}, "
+        f"p90 {metrics['simulation_mae_p90']:.4f}, max {metrics['simulation_mae_max']:.4f})",
+        f"speed: ANN {metrics['ann_seconds_single'] * 1e3:.2f} ms per query "
+        f"({metrics['ann_seconds_batched'] * 1e6:.2f} us batched), integrator "
+        f"{metrics['integrator_seconds'] * 1e3:.0f} ms per simulation: "
+        f"{metrics['speedup_single']:,.0f}x single, {metrics['speedup_batched']:,.0f}x batched",
+        f"report (trajectory plots): {report}",
+        f"gate: {'PASSED, deployed version ' + deployed if deployed else 'REFUSED, not deployed'}",
+    ]
     try:
         served = predict_v1(params["server_url"], "three-body", [[1.0, -0.2, 0.3]])
-        lines.append(f"served: {params['server_url']}/v1/models/three-body:predict, version "
-                     f"{served['model_version']}; t=1, x2=(-0.2, 0.3) -> {[round(v, 4) for v in served['predictions'][0]]}")
+        lines.append(
+            f"served: {params['server_url']}/v1/models/three-body:predict, version "
+            f"{served['model_version']}; t=1, x2=(-0.2, 0.3) -> {[round(v, 4) for v in served['predictions'][0]]}"
+        )
     except RuntimeError as error:
         lines.append(f"no three-body model served ({error})")
     return "\n".join(lines)

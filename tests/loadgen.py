@@ -46,9 +46,11 @@ class LoadResult:
         return float(np.percentile(np.asarray(self.latencies), q) * 1000) if self.latencies else float("nan")
 
     def summary(self) -> str:
-        return (f"{self.requests} requests, {self.errors} errors in {self.seconds:.1f} s: "
-                f"{self.throughput:.0f} req/s, p50 {self.percentile_ms(50):.1f} ms, "
-                f"p99 {self.percentile_ms(99):.1f} ms, statuses {dict(self.statuses)}")
+        return (
+            f"{self.requests} requests, {self.errors} errors in {self.seconds:.1f} s: "
+            f"{self.throughput:.0f} req/s, p50 {self.percentile_ms(50):.1f} ms, "
+            f"p99 {self.percentile_ms(99):.1f} ms, statuses {dict(self.statuses)}"
+        )
 
 
 class _Connection:
@@ -59,8 +61,10 @@ class _Connection:
 
     async def request(self, item: tuple[str, bytes], timeout: float) -> tuple[int, bytes]:
         path, body = item
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         if self.writer is None:
             self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), timeout)
         self.writer.write(head + body)  # no retry: a dropped connection is an error, not something to hide
@@ -125,9 +129,16 @@ class _Channel:
             await channel.close()
 
 
-async def _run(connect: Callable[[], Any], make: RequestMaker, check: ResponseCheck | None, clients: int,
-               total: int | None, seconds: float | None, timeout: float,
-               until: Callable[[], bool] | None) -> LoadResult:
+async def _run(
+    connect: Callable[[], Any],
+    make: RequestMaker,
+    check: ResponseCheck | None,
+    clients: int,
+    total: int | None,
+    seconds: float | None,
+    timeout: float,
+    until: Callable[[], bool] | None,
+) -> LoadResult:
     result = LoadResult()
     issued = 0
     deadline = time.monotonic() + seconds if seconds else None
@@ -151,7 +162,7 @@ async def _run(connect: Callable[[], Any], make: RequestMaker, check: ResponseCh
                 started = time.perf_counter()
                 try:
                     status, answer = await connection.request(item, timeout)
-                except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as error:
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as error:
                     await _closed(connection)
                     result.requests += 1
                     result.errors += 1
@@ -163,8 +174,11 @@ async def _run(connect: Callable[[], Any], make: RequestMaker, check: ResponseCh
                 result.requests += 1
                 result.latencies.append(elapsed)
                 result.statuses[status] += 1
-                problem = check(index, status, answer, elapsed) if check else (
-                    None if status in (200, "OK") else f"status {status}: {answer[:200]!r}")
+                problem = (
+                    check(index, status, answer, elapsed)
+                    if check
+                    else (None if status in (200, "OK") else f"status {status}: {answer[:200]!r}")
+                )
                 if problem:
                     result.errors += 1
                     if len(result.error_samples) < 10:
@@ -178,9 +192,16 @@ async def _run(connect: Callable[[], Any], make: RequestMaker, check: ResponseCh
     return result
 
 
-def run_load(url: str, make: RequestMaker, clients: int = 32, total: int | None = None,
-             seconds: float | None = None, check: ResponseCheck | None = None,
-             timeout: float = 30.0, until: Callable[[], bool] | None = None) -> LoadResult:
+def run_load(
+    url: str,
+    make: RequestMaker,
+    clients: int = 32,
+    total: int | None = None,
+    seconds: float | None = None,
+    check: ResponseCheck | None = None,
+    timeout: float = 30.0,
+    until: Callable[[], bool] | None = None,
+) -> LoadResult:
     """Send requests from `clients` keep-alive connections until `total` are sent, `seconds`
     pass or `until()` says so (whichever comes first; total or seconds must be given)."""
     if total is None and seconds is None:
@@ -191,15 +212,23 @@ def run_load(url: str, make: RequestMaker, clients: int = 32, total: int | None 
         raise ValueError(f"the load generator only targets this machine over http, not {url}")
     try:
         import uvloop
+
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop comes with kserve's uvicorn[standard]
         runner = asyncio.run
     return runner(_run(lambda: _Connection(host, int(port)), make, check, clients, total, seconds, timeout, until))
 
 
-def run_grpc_load(address: str, make: RequestMaker, clients: int = 32, total: int | None = None,
-                  seconds: float | None = None, check: ResponseCheck | None = None,
-                  timeout: float = 30.0, until: Callable[[], bool] | None = None) -> LoadResult:
+def run_grpc_load(
+    address: str,
+    make: RequestMaker,
+    clients: int = 32,
+    total: int | None = None,
+    seconds: float | None = None,
+    check: ResponseCheck | None = None,
+    timeout: float = 30.0,
+    until: Callable[[], bool] | None = None,
+) -> LoadResult:
     """`run_load` over gRPC (the Open Inference Protocol's ModelInfer) at host:port; `make` gives
     serialized ModelInferRequests."""
     if total is None and seconds is None:

@@ -145,8 +145,12 @@ class LiveAccuracy:
     row_errors: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def metrics(self, reference_mae: float | None, cells: int) -> dict[str, float]:
-        values = {"live_mae": self.mae, "sampled_rows": float(self.sampled), "labelled_rows": float(self.labelled),
-                  "unlabelled_rows": float(self.unlabelled)}
+        values = {
+            "live_mae": self.mae,
+            "sampled_rows": float(self.sampled),
+            "labelled_rows": float(self.labelled),
+            "unlabelled_rows": float(self.unlabelled),
+        }
         if reference_mae is not None:
             values["heldout_mae"] = reference_mae
             values["live_over_heldout"] = self.mae / reference_mae if reference_mae > 0 else float("inf")
@@ -165,8 +169,14 @@ def row_errors(spec: ModelSpec, served: np.ndarray, truth: np.ndarray) -> np.nda
 
 
 def live_accuracy(
-    spec: ModelSpec, inputs: np.ndarray, served: np.ndarray, truth: np.ndarray, labelled: np.ndarray,
-    weights: np.ndarray, slices: np.ndarray, cells: np.ndarray,
+    spec: ModelSpec,
+    inputs: np.ndarray,
+    served: np.ndarray,
+    truth: np.ndarray,
+    labelled: np.ndarray,
+    weights: np.ndarray,
+    slices: np.ndarray,
+    cells: np.ndarray,
 ) -> LiveAccuracy:
     """Weighted MAE of the served answers overall, by request-time slice, by plane cell, by time window."""
     errors = row_errors(spec, served, truth)
@@ -183,8 +193,17 @@ def live_accuracy(
             inside = (t >= low) & (t < high)
             if inside.any():
                 by_window[f"{low:g}-{high:g}"] = _weighted_mean(e[inside], w[inside])
-    return LiveAccuracy(_weighted_mean(e, w), len(inputs), int(ok.sum()), int((~ok).sum()), by_slice, by_cell,
-                        cell_rows, by_window, errors)
+    return LiveAccuracy(
+        _weighted_mean(e, w),
+        len(inputs),
+        int(ok.sum()),
+        int((~ok).sum()),
+        by_slice,
+        by_cell,
+        cell_rows,
+        by_window,
+        errors,
+    )
 
 
 def exceeds(live_mae: float, reference_mae: float | None, tolerance: float) -> bool:
@@ -223,8 +242,14 @@ def _color(value: float, top: float) -> str:
 
 
 def error_map(
-    title: str, labels: tuple[str, str], bounds: Bounds, cells: int, by_cell: dict[int, float],
-    points: np.ndarray, errors: np.ndarray, reference_mae: float | None,
+    title: str,
+    labels: tuple[str, str],
+    bounds: Bounds,
+    cells: int,
+    by_cell: dict[int, float],
+    points: np.ndarray,
+    errors: np.ndarray,
+    reference_mae: float | None,
 ) -> str:
     """Cells shaded by live MAE (red at twice the held-out MAE, or at the worst cell), values written in,
     the sampled queries as dots (hollow: not labelled)."""
@@ -236,10 +261,12 @@ def error_map(
         (x0, x1), (y0, y1) = cell_box(cell, cells, bounds)
         px0, px1 = to_pixels(np.array([x0, x1]), bounds[0], left, right)
         py1, py0 = to_pixels(np.array([y0, y1]), bounds[1], bottom, top_px)
-        body.append(f'<rect x="{px0:.1f}" y="{py0:.1f}" width="{px1 - px0:.1f}" height="{py1 - py0:.1f}" '
-                    f'fill="{_color(mae, top)}" stroke="#bbb"><title>MAE {mae:.4g}</title></rect>'
-                    f'<text x="{(px0 + px1) / 2:.1f}" y="{(py0 + py1) / 2 + 3:.1f}" text-anchor="middle" '
-                    f'font-size="8">{mae:.3f}</text>')
+        body.append(
+            f'<rect x="{px0:.1f}" y="{py0:.1f}" width="{px1 - px0:.1f}" height="{py1 - py0:.1f}" '
+            f'fill="{_color(mae, top)}" stroke="#bbb"><title>MAE {mae:.4g}</title></rect>'
+            f'<text x="{(px0 + px1) / 2:.1f}" y="{(py0 + py1) / 2 + 3:.1f}" text-anchor="middle" '
+            f'font-size="8">{mae:.3f}</text>'
+        )
     if len(points):
         px = to_pixels(points[:, 0], bounds[0], left, right)
         py = to_pixels(points[:, 1], bounds[1], bottom, top_px)
@@ -249,23 +276,42 @@ def error_map(
     return frame(title, labels[0], bounds[0], labels[1], bounds[1], "".join(body))
 
 
-def summary_lines(model: str, accuracy: LiveAccuracy, reference_mae: float | None, retrain: bool,
-                  weak: list[int], cells: int, bounds: Bounds, labelling: Labelling, computations: int,
-                  seconds: float) -> list[str]:
+def summary_lines(
+    model: str,
+    accuracy: LiveAccuracy,
+    reference_mae: float | None,
+    retrain: bool,
+    weak: list[int],
+    cells: int,
+    bounds: Bounds,
+    labelling: Labelling,
+    computations: int,
+    seconds: float,
+) -> list[str]:
     ref = f"{reference_mae:.4g}" if reference_mae is not None else "unknown (no mae in the model card)"
-    lines = [f"live MAE: {accuracy.mae:.4g} (held-out MAE in the model card: {ref})",
-             f"sample: {accuracy.sampled} rows, {accuracy.labelled} labelled, {accuracy.unlabelled} could not be "
-             f"labelled (the truth did not converge or the query is outside the model's domain)",
-             f"labelling: {computations} truth computations in {seconds:.2f} s"]
+    lines = [
+        f"live MAE: {accuracy.mae:.4g} (held-out MAE in the model card: {ref})",
+        f"sample: {accuracy.sampled} rows, {accuracy.labelled} labelled, {accuracy.unlabelled} could not be "
+        f"labelled (the truth did not converge or the query is outside the model's domain)",
+        f"labelling: {computations} truth computations in {seconds:.2f} s",
+    ]
     if weak:
         boxes = []
         for cell in weak:
             (x0, x1), (y0, y1) = cell_box(cell, cells, bounds)
-            boxes.append(f"{labelling.plane[0]} [{x0:.3g}, {x1:.3g}) x {labelling.plane[1]} [{y0:.3g}, {y1:.3g}): "
-                         f"{accuracy.by_cell[cell]:.4g}")
+            boxes.append(
+                f"{labelling.plane[0]} [{x0:.3g}, {x1:.3g}) x {labelling.plane[1]} [{y0:.3g}, {y1:.3g}): "
+                f"{accuracy.by_cell[cell]:.4g}"
+            )
         lines.append("weak regions: " + "; ".join(boxes))
-    lines.append(f"{model}: " + ("live MAE exceeds the held-out MAE beyond the tolerance: retraining needed"
-                                 if retrain else "no retraining needed on accuracy"))
+    lines.append(
+        f"{model}: "
+        + (
+            "live MAE exceeds the held-out MAE beyond the tolerance: retraining needed"
+            if retrain
+            else "no retraining needed on accuracy"
+        )
+    )
     return lines
 
 
@@ -274,8 +320,10 @@ def report_markdown(lines: list[str], accuracy: LiveAccuracy, cells: int, bounds
     parts += ["## By region", "", "| region | live MAE | labelled rows |", "|---|---|---|"]
     for cell, mae in accuracy.by_cell.items():
         (x0, x1), (y0, y1) = cell_box(cell, cells, bounds)
-        parts.append(f"| {labelling.plane[0]} [{x0:.3g}, {x1:.3g}) x {labelling.plane[1]} [{y0:.3g}, {y1:.3g}) "
-                     f"| {mae:.4g} | {accuracy.cell_rows.get(cell, 0)} |")
+        parts.append(
+            f"| {labelling.plane[0]} [{x0:.3g}, {x1:.3g}) x {labelling.plane[1]} [{y0:.3g}, {y1:.3g}) "
+            f"| {mae:.4g} | {accuracy.cell_rows.get(cell, 0)} |"
+        )
     parts.append("")
     if accuracy.by_time_window:
         parts += ["## By time window", "", "| window | live MAE |", "|---|---|"]
@@ -285,19 +333,28 @@ def report_markdown(lines: list[str], accuracy: LiveAccuracy, cells: int, bounds
     return "\n".join(parts) + "\n"
 
 
-def report_html(model: str, lines: list[str], accuracy: LiveAccuracy, cells: int, bounds: Bounds,
-                labelling: Labelling, map_svg: str) -> str:
+def report_html(
+    model: str, lines: list[str], accuracy: LiveAccuracy, cells: int, bounds: Bounds, labelling: Labelling, map_svg: str
+) -> str:
     def table(title: str, header: str, rows: list[tuple[str, float, str]]) -> str:
-        body = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td><td>{html.escape(n)}</td></tr>"
-                       for k, v, n in rows)
-        return f"<h2>{title}</h2><table border='1' cellpadding='3'><tr><th>{header}</th><th>live MAE</th>" \
-               f"<th>labelled rows</th></tr>{body}</table>"
+        body = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td><td>{html.escape(n)}</td></tr>" for k, v, n in rows
+        )
+        return (
+            f"<h2>{title}</h2><table border='1' cellpadding='3'><tr><th>{header}</th><th>live MAE</th>"
+            f"<th>labelled rows</th></tr>{body}</table>"
+        )
 
     cell_rows = []
     for cell, mae in accuracy.by_cell.items():
         (x0, x1), (y0, y1) = cell_box(cell, cells, bounds)
-        cell_rows.append((f"{labelling.plane[0]} [{x0:.3g}, {x1:.3g}) x {labelling.plane[1]} [{y0:.3g}, {y1:.3g})",
-                          mae, str(accuracy.cell_rows.get(cell, 0))))
+        cell_rows.append(
+            (
+                f"{labelling.plane[0]} [{x0:.3g}, {x1:.3g}) x {labelling.plane[1]} [{y0:.3g}, {y1:.3g})",
+                mae,
+                str(accuracy.cell_rows.get(cell, 0)),
+            )
+        )
     windows = [(w, v, "") for w, v in accuracy.by_time_window.items()]
     slices = [(f"slice {s}", v, "") for s, v in accuracy.by_slice.items()]
     return (

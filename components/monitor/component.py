@@ -10,7 +10,10 @@ from components.images import BASE_IMAGE
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def collect_traffic(
-    model_name: str, window_minutes: float, store_endpoint: str, training_data: Output[Dataset],
+    model_name: str,
+    window_minutes: float,
+    store_endpoint: str,
+    training_data: Output[Dataset],
     traffic: Output[Dataset],
 ) -> int:
     """Fetch the served version's training inputs and its logged traffic; returns the traffic rows.
@@ -37,8 +40,11 @@ def collect_traffic(
     with open(traffic.path, "wb") as f:
         np.savez(f, inputs=data.traffic_inputs.reshape(-1, data.training_inputs.shape[1]))
     traffic.metadata.update({"model": model_name, "version": data.version, "rows": len(data.traffic_inputs)})
-    print(f"{model_name} version {data.version}: {len(data.traffic_inputs)} logged rows in the last "
-          f"{window_minutes:g} minutes", flush=True)
+    print(
+        f"{model_name} version {data.version}: {len(data.traffic_inputs)} logged rows in the last "
+        f"{window_minutes:g} minutes",
+        flush=True,
+    )
     return len(data.traffic_inputs)
 
 
@@ -49,7 +55,8 @@ def collect_traffic(
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def plan_retraining(
-    training_data: Input[Dataset], traffic: Input[Dataset],
+    training_data: Input[Dataset],
+    traffic: Input[Dataset],
 ) -> NamedTuple(  # type: ignore[valid-type]
     "RetrainingPlan", [("low", float), ("high", float), ("input_scale", float), ("target_scale", float)]
 ):
@@ -72,7 +79,10 @@ def plan_retraining(
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def collect_served_queries(
-    model_name: str, window_minutes: float, store_endpoint: str, queries: Output[Dataset],
+    model_name: str,
+    window_minutes: float,
+    store_endpoint: str,
+    queries: Output[Dataset],
     training_data: Output[Dataset],
 ) -> int:
     """Fetch the served version's logged queries with the answers it gave, and its training data.
@@ -105,8 +115,14 @@ def collect_served_queries(
     served = read_served(store, model_name, version, since)
     heldout = float(card.metrics.get("mae", math.nan))
     with open(queries.path, "wb") as f:
-        np.savez(f, inputs=served.inputs, outputs=served.outputs, seconds=served.seconds, heldout_mae=heldout,
-                 version=version)
+        np.savez(
+            f,
+            inputs=served.inputs,
+            outputs=served.outputs,
+            seconds=served.seconds,
+            heldout_mae=heldout,
+            version=version,
+        )
     queries.metadata.update({"model": model_name, "version": version, "rows": len(served.inputs)})
     raw = b""
     if card.training_data_uri:
@@ -114,14 +130,22 @@ def collect_served_queries(
         raw = store.get_bytes(bucket, key)
     with open(training_data.path, "wb") as f:
         f.write(raw)
-    print(f"{model_name} version {version}: {len(served.inputs)} logged queries with answers in the last "
-          f"{window_minutes:g} minutes; held-out MAE in its card: {heldout:.4g}", flush=True)
+    print(
+        f"{model_name} version {version}: {len(served.inputs)} logged queries with answers in the last "
+        f"{window_minutes:g} minutes; held-out MAE in its card: {heldout:.4g}",
+        flush=True,
+    )
     return len(served.inputs)
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def sample_served_queries(
-    model_name: str, queries: Input[Dataset], sample_size: int, map_cells: int, time_slices: int, seed: int,
+    model_name: str,
+    queries: Input[Dataset],
+    sample_size: int,
+    map_cells: int,
+    time_slices: int,
+    seed: int,
     sample: Output[Dataset],
 ) -> int:
     """Draw a sample of the logged queries, stratified over request time and cells of the model's plane.
@@ -152,12 +176,25 @@ def sample_served_queries(
     slices = slice_of(logged["seconds"], time_slices)
     chosen, weights = stratified_sample(slices * map_cells * map_cells + cells, sample_size, seed)
     with open(sample.path, "wb") as f:
-        np.savez(f, inputs=logged["inputs"][chosen], outputs=logged["outputs"][chosen],
-                 seconds=logged["seconds"][chosen], weights=weights, cells=cells[chosen], slices=slices[chosen],
-                 bounds=np.asarray(bounds), map_cells=map_cells, heldout_mae=logged["heldout_mae"],
-                 version=logged["version"], logged_rows=len(plane))
-    print(f"sampled {len(chosen)} of {len(plane)} logged rows over {len(np.unique(cells))} cells and "
-          f"{len(np.unique(slices))} time slices", flush=True)
+        np.savez(
+            f,
+            inputs=logged["inputs"][chosen],
+            outputs=logged["outputs"][chosen],
+            seconds=logged["seconds"][chosen],
+            weights=weights,
+            cells=cells[chosen],
+            slices=slices[chosen],
+            bounds=np.asarray(bounds),
+            map_cells=map_cells,
+            heldout_mae=logged["heldout_mae"],
+            version=logged["version"],
+            logged_rows=len(plane),
+        )
+    print(
+        f"sampled {len(chosen)} of {len(plane)} logged rows over {len(np.unique(cells))} cells and "
+        f"{len(np.unique(slices))} time slices",
+        flush=True,
+    )
     return len(chosen)
 
 
@@ -185,19 +222,32 @@ def label_served_queries(model_name: str, sample: Input[Dataset], labelled: Outp
     result = spec.labelling.label(rows["inputs"])
     seconds = time.perf_counter() - started
     with open(labelled.path, "wb") as f:
-        np.savez(f, **rows, truth=result.outputs, labelled=result.labelled, computations=result.computations,
-                 label_seconds=seconds)
+        np.savez(
+            f,
+            **rows,
+            truth=result.outputs,
+            labelled=result.labelled,
+            computations=result.computations,
+            label_seconds=seconds,
+        )
     rate = f"{result.computations / seconds:.1f} per second" if seconds > 0 and result.computations else "n/a"
-    print(f"labelled {int(result.labelled.sum())}/{len(result.labelled)} rows with {result.computations} truth "
-          f"computations in {seconds:.2f} s ({rate}); {int((~result.labelled).sum())} could not be labelled",
-          flush=True)
+    print(
+        f"labelled {int(result.labelled.sum())}/{len(result.labelled)} rows with {result.computations} truth "
+        f"computations in {seconds:.2f} s ({rate}); {int((~result.labelled).sum())} could not be labelled",
+        flush=True,
+    )
     return int(result.labelled.sum())
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def report_live_accuracy(
-    model_name: str, labelled: Input[Dataset], tolerance: float, metrics: Output[Metrics], report: Output[HTML],
-    summary: Output[Markdown], weak_regions: Output[Dataset],
+    model_name: str,
+    labelled: Input[Dataset],
+    tolerance: float,
+    metrics: Output[Metrics],
+    report: Output[HTML],
+    summary: Output[Markdown],
+    weak_regions: Output[Dataset],
 ) -> bool:
     """Score the served answers against the truth: live MAE overall, by time and by region, beside the
     held-out MAE; True when the live MAE exceeds it by more than the tolerance (retrain).
@@ -236,29 +286,63 @@ def report_live_accuracy(
     with np.load(labelled.path) as data:
         rows = {key: data[key] for key in data.files}
     cells = int(rows["map_cells"])
-    bounds = ((float(rows["bounds"][0][0]), float(rows["bounds"][0][1])),
-              (float(rows["bounds"][1][0]), float(rows["bounds"][1][1])))
+    bounds = (
+        (float(rows["bounds"][0][0]), float(rows["bounds"][0][1])),
+        (float(rows["bounds"][1][0]), float(rows["bounds"][1][1])),
+    )
     heldout = float(rows["heldout_mae"])
     reference = None if math.isnan(heldout) else heldout
-    accuracy = live_accuracy(spec, rows["inputs"], rows["outputs"], rows["truth"], rows["labelled"],
-                             rows["weights"], rows["slices"], rows["cells"])
+    accuracy = live_accuracy(
+        spec,
+        rows["inputs"],
+        rows["outputs"],
+        rows["truth"],
+        rows["labelled"],
+        rows["weights"],
+        rows["slices"],
+        rows["cells"],
+    )
     retrain = exceeds(accuracy.mae, reference, tolerance)
     weak = weak_cells(accuracy, reference, tolerance) if retrain else []
-    lines = summary_lines(model_name, accuracy, reference, retrain, weak, cells, bounds, labelling,
-                          int(rows["computations"]), float(rows["label_seconds"]))
+    lines = summary_lines(
+        model_name,
+        accuracy,
+        reference,
+        retrain,
+        weak,
+        cells,
+        bounds,
+        labelling,
+        int(rows["computations"]),
+        float(rows["label_seconds"]),
+    )
     for key, value in accuracy.metrics(reference, cells).items():
         metrics.log_metric(key, value)
     metrics.log_metric("labelling_computations", float(rows["computations"]))
     metrics.log_metric("labelling_seconds", float(rows["label_seconds"]))
     metrics.log_metric("retrain", float(retrain))
     plane = rows["inputs"][:, column_indices(spec, labelling.plane)]
-    svg = error_map(f"{model_name}: live MAE by region (version {rows['version']})", labelling.plane, bounds, cells,
-                    accuracy.by_cell, plane, accuracy.row_errors, reference)
+    svg = error_map(
+        f"{model_name}: live MAE by region (version {rows['version']})",
+        labelling.plane,
+        bounds,
+        cells,
+        accuracy.by_cell,
+        plane,
+        accuracy.row_errors,
+        reference,
+    )
     Path(report.path).write_text(report_html(model_name, lines, accuracy, cells, bounds, labelling, svg))
     Path(summary.path).write_text(report_markdown(lines, accuracy, cells, bounds, labelling))
     boxes = np.asarray([cell_box(c, cells, bounds) for c in weak]).reshape(-1, 2, 2)
     with open(weak_regions.path, "wb") as f:
-        np.savez(f, boxes=boxes, inputs=rows["inputs"], labelled=rows["labelled"], errors=accuracy.row_errors,
-                 truth=rows["truth"])
+        np.savez(
+            f,
+            boxes=boxes,
+            inputs=rows["inputs"],
+            labelled=rows["labelled"],
+            errors=accuracy.row_errors,
+            truth=rows["truth"],
+        )
     print("\n".join(lines), flush=True)
     return retrain

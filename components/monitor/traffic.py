@@ -32,7 +32,7 @@ def collect(store: ObjectStore, model: str, window: dt.timedelta, now: dt.dateti
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     with np.load(io.BytesIO(store.get_bytes(bucket, key))) as data:
         training = data["inputs"]
-    since = (now or dt.datetime.now(dt.timezone.utc)) - window
+    since = (now or dt.datetime.now(dt.UTC)) - window
     return MonitoringData(version, training, read_traffic(store, model, version, since))
 
 

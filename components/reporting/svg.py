@@ -51,11 +51,7 @@ def to_pixels(values: np.ndarray, value_range: tuple[float, float], start: float
     return start + (values - low) / (high - low) * (end - start)
 
 
-
-
-def line_plot(
-    title: str, x_label: str, y_label: str, lines: list[tuple[np.ndarray, np.ndarray, str, str]]
-) -> str:
+def line_plot(title: str, x_label: str, y_label: str, lines: list[tuple[np.ndarray, np.ndarray, str, str]]) -> str:
     """Lines given as (xs, ys, colour, dash pattern or "") on shared, equal-extent axes."""
     x_range = axis_range(*(xs for xs, _, _, _ in lines))
     y_range = axis_range(*(ys for _, ys, _, _ in lines))

@@ -78,12 +78,13 @@ def _run(predict: RowsFunction, group: list[tuple[np.ndarray, asyncio.Future]]) 
     start = 0
     for rows, future in group:
         if not future.done():  # a client that went away cancelled its future
-            future.set_result(tuple(part[start:start + len(rows)] for part in results))
+            future.set_result(tuple(part[start : start + len(rows)] for part in results))
         start += len(rows)
 
 
-def _batches(waiting: list[tuple[RowsFunction, np.ndarray, asyncio.Future]],
-             max_rows: int) -> list[tuple[RowsFunction, list[tuple[np.ndarray, asyncio.Future]]]]:
+def _batches(
+    waiting: list[tuple[RowsFunction, np.ndarray, asyncio.Future]], max_rows: int
+) -> list[tuple[RowsFunction, list[tuple[np.ndarray, asyncio.Future]]]]:
     """Group by predictor (first come, first served), and cut groups at `max_rows` rows."""
     groups: dict[int, tuple[RowsFunction, list[list[tuple[np.ndarray, asyncio.Future]]], list[int]]] = {}
     for predict, rows, future in waiting:

@@ -50,8 +50,13 @@ def rows_v2(request: InferRequest, input_name: str, width: int, max_batch: int =
         shape = tensor.shape
         if type(shape) is not list or not all(type(d) is int for d in shape):  # the binary path skips pydantic
             raise InvalidInput(f"input shape must be a list of integers, got {str(shape)[:80]}")
-        if (tensor.name == input_name and tensor.datatype in V2_DATATYPES and len(shape) == 2
-                and shape[1] == width and 0 < shape[0] <= max_batch):
+        if (
+            tensor.name == input_name
+            and tensor.datatype in V2_DATATYPES
+            and len(shape) == 2
+            and shape[1] == width
+            and 0 < shape[0] <= max_batch
+        ):
             fast = _fast_tensor(tensor.data, shape[0], width)
             if fast is not None:
                 return fast
@@ -111,8 +116,10 @@ def _check_nesting(data: Any, width: int) -> None:
     if type(data) is list and any(type(item) is list for item in data):
         for i, item in enumerate(data):
             if type(item) is not list or len(item) != width or any(type(v) is list for v in item):
-                raise InvalidInput(f"input data[{i}] must be a row of {width} numbers: send the data flat, "
-                                   f"or as rows matching the shape [n, {width}]")
+                raise InvalidInput(
+                    f"input data[{i}] must be a row of {width} numbers: send the data flat, "
+                    f"or as rows matching the shape [n, {width}]"
+                )
 
 
 def _precise(parse: Callable[[], np.ndarray]) -> np.ndarray:
@@ -131,6 +138,7 @@ def _in_range(matrix: np.ndarray, where: str) -> np.ndarray:
     if too_large.any():
         row = int(np.flatnonzero(too_large.any(axis=1))[0])
         value = float(matrix[too_large][0])
-        raise InvalidInput(f"{where}[{row}] holds {value:g}: beyond the float32 range (about ±3.4e38) "
-                           "the model computes in")
+        raise InvalidInput(
+            f"{where}[{row}] holds {value:g}: beyond the float32 range (about ±3.4e38) the model computes in"
+        )
     return matrix

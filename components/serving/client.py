@@ -19,8 +19,9 @@ def is_live(server_url: str) -> bool:
 
 def post_json(url: str, body: Any, timeout: float = 30.0) -> tuple[int, dict[str, Any]]:
     """POST JSON and return (status, decoded body) for any HTTP status."""
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
@@ -40,8 +41,16 @@ def predict_v1(server_url: str, model: str, instances: list[list[float]]) -> dic
 
 
 def infer_v2(server_url: str, model: str, input_name: str, rows: list[list[float]]) -> dict[str, Any]:
-    request = {"inputs": [{"name": input_name, "shape": [len(rows), len(rows[0])], "datatype": "FP64",
-                           "data": [v for row in rows for v in row]}]}
+    request = {
+        "inputs": [
+            {
+                "name": input_name,
+                "shape": [len(rows), len(rows[0])],
+                "datatype": "FP64",
+                "data": [v for row in rows for v in row],
+            }
+        ]
+    }
     status, body = post_json(f"{server_url}/v2/models/{model}/infer", request)
     if status != 200:
         raise RuntimeError(f"V2 infer on {model} failed with HTTP {status}: {body}")

@@ -42,8 +42,10 @@ _JSON_TYPES = ("application/json", "application/octet-stream")
 _JSON = (b"content-type", b"application/json")
 _BINARY = (b"content-type", b"application/octet-stream")
 REPOSITORY_PREFIX = "/v2/repository/"
-REPOSITORY_OFF = ("the model repository API is off on this server (--no-repository-api): "
-                  "the version served is fixed by the deployment")
+REPOSITORY_OFF = (
+    "the model repository API is off on this server (--no-repository-api): "
+    "the version served is fixed by the deployment"
+)
 
 
 class ClientError(Exception):
@@ -59,8 +61,13 @@ class RequestGuard:
     """ASGI middleware: body size limit, content types on predictions, versioned V2 paths, and
     (when off) the repository API."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int,
-                 served_version: Callable[[str], str | None] | None = None, repository_api: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        served_version: Callable[[str], str | None] | None = None,
+        repository_api: bool = True,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.served_version = served_version  # model name -> the version it serves, None if none
@@ -91,13 +98,19 @@ class RequestGuard:
         path = scope["path"]
         action = _V1_ACTION.match(path)
         if action and action["verb"] not in ("predict", "explain"):  # not "a GET of model sum:frobnicate"
-            await _reply(scope, send, 404, f"unknown action :{action['verb']} on model {action['model']}: "
-                                           f"use /v1/models/{action['model']}:predict")
+            await _reply(
+                scope,
+                send,
+                404,
+                f"unknown action :{action['verb']} on model {action['model']}: "
+                f"use /v1/models/{action['model']}:predict",
+            )
             return
         if _PREDICT_PATH.match(path):
             if scope["method"] != "POST":  # not a GET of model "sum:predict", which is what routing would say
-                await _reply(scope, send, 405, f"method {scope['method']} is not allowed on {path}; use POST",
-                             {"allow": "POST"})
+                await _reply(
+                    scope, send, 405, f"method {scope['method']} is not allowed on {path}; use POST", {"allow": "POST"}
+                )
                 return
             if content_type is None:  # what KServe's and Triton's servers assume, and Triton's client relies on
                 scope = {**scope, "headers": [*scope["headers"], _BINARY if binary else _JSON]}
@@ -128,8 +141,10 @@ class RequestGuard:
         return max(16 * 1024 * 1024, 4 * self.max_body_bytes)
 
     def _too_large(self, size: str) -> str:
-        return (f"request body of {size} is over the limit of {self.max_body_bytes} bytes "
-                f"(the server's --max-body-bytes); send fewer rows per request")
+        return (
+            f"request body of {size} is over the limit of {self.max_body_bytes} bytes "
+            f"(the server's --max-body-bytes); send fewer rows per request"
+        )
 
     async def _read_chunked(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """Read a body of unknown length up to the limit, then hand it on; None when refused."""
@@ -165,8 +180,9 @@ class RequestGuard:
         model, version, rest = match["model"], match["version"], match["rest"] or ""
         served = self.served_version(model)
         if served is not None and served != version:
-            await _reply(scope, send, 404, f"model {model} version {version} is not served: "
-                                    f"the server serves version {served}")
+            await _reply(
+                scope, send, 404, f"model {model} version {version} is not served: the server serves version {served}"
+            )
             return None
         path = f"/v2/models/{model}{rest}"  # unknown models fall through to KServe's 404
         return {**scope, "path": path, "raw_path": path.encode()}
@@ -209,15 +225,18 @@ async def _validation_error(_: Request, error: RequestValidationError) -> JSONRe
         loc = [str(part) for part in item.get("loc", ())]
         if item.get("type") == "json_invalid":
             position = f" at character {loc[1]}" if len(loc) > 1 else ""
-            return JSONResponse({"error": f"the body is not valid JSON: {item.get('ctx', {}).get('error', '')}"
-                                          f"{position}"}, status_code=400)
+            return JSONResponse(
+                {"error": f"the body is not valid JSON: {item.get('ctx', {}).get('error', '')}{position}"},
+                status_code=400,
+            )
         if len(loc) >= 2 and loc[1] == "bytes":  # the body may also be raw bytes: not a problem of its own
             continue
         where = ".".join(part for part in loc[1:] if part != "InferenceRequest") or "body"
         problems.append(f"{where}: {item.get('msg', 'invalid')}")
     message = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-    return JSONResponse({"error": f"invalid request: {message or 'the body does not match the schema'}"},
-                        status_code=400)
+    return JSONResponse(
+        {"error": f"invalid request: {message or 'the body does not match the schema'}"}, status_code=400
+    )
 
 
 async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
@@ -228,20 +247,26 @@ async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
     elif error.status_code == 405:
         allowed = (error.headers or {}).get("Allow", "")
         message = f"method {request.method} is not allowed on {request.url.path}" + (
-            f"; use {allowed}" if allowed else "")
+            f"; use {allowed}" if allowed else ""
+        )
     elif error.__cause__ is not None:
         message = f"{message}: {type(error.__cause__).__name__}: {str(error.__cause__)[:200]}"
     return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
 
 
-def install(app: FastAPI, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-            served_version: Callable[[str], str | None] | None = None, repository_api: bool = True) -> None:
+def install(
+    app: FastAPI,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    served_version: Callable[[str], str | None] | None = None,
+    repository_api: bool = True,
+) -> None:
     """Add the guard middleware and exception handlers to KServe's app, before the server starts."""
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
     app.user_middleware = [m for m in app.user_middleware if m.cls is not RequestGuard]
-    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, served_version=served_version,
-                       repository_api=repository_api)
+    app.add_middleware(
+        RequestGuard, max_body_bytes=max_body_bytes, served_version=served_version, repository_api=repository_api
+    )
     app.add_exception_handler(ClientError, _client_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

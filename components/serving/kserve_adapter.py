@@ -97,8 +97,9 @@ class ServingDataPlane(DataPlane):
                 raise InvalidInput(f"{error}: {hint}") from None
             raise
         except Exception as error:  # decoding only reads what the client sent: its failure is a bad request
-            raise InvalidInput(f"the request body could not be decoded: {type(error).__name__}: "
-                               f"{str(error)[:200]}") from error
+            raise InvalidInput(
+                f"the request body could not be decoded: {type(error).__name__}: {str(error)[:200]}"
+            ) from error
 
     def decode_cloudevent(self, body: Any) -> Any:
         # KServe calls .decode() on a binary CloudEvent's data even when the CloudEvents library
@@ -116,7 +117,7 @@ def _non_json_number(body: Any, message: str) -> str | None:
     at = re.search(r"\(char (\d+)\)$", message)
     if not at or not isinstance(body, (bytes, bytearray)):
         return None
-    token = bytes(body[int(at[1]):int(at[1]) + 9]).lower()
+    token = bytes(body[int(at[1]) : int(at[1]) + 9]).lower()
     for word, name in ((b"nan", "NaN"), (b"infinity", "Infinity")):
         if token.startswith(word):
             return f"{name} is not a JSON number: send only finite numbers"
@@ -199,13 +200,18 @@ class _RESTServer(RESTServer):
 
 async def _serve(serving: Serving, listen: Listen) -> None:
     serving.server.setup_event_loop()  # KServe's loop exception handler and default executor
-    rest = _RESTServer("kserve.model_server:app", serving.dataplane, serving.repository_extension, listen.http_port,
-                       workers=1)
+    rest = _RESTServer(
+        "kserve.model_server:app", serving.dataplane, serving.repository_extension, listen.http_port, workers=1
+    )
     rest.config.host = listen.host
     grpc_server = None
     if listen.grpc_port is not None:
-        grpc_server = grpc.aio.server(options=[("grpc.max_send_message_length", listen.max_message_bytes),
-                                               ("grpc.max_receive_message_length", listen.max_message_bytes)])
+        grpc_server = grpc.aio.server(
+            options=[
+                ("grpc.max_send_message_length", listen.max_message_bytes),
+                ("grpc.max_receive_message_length", listen.max_message_bytes),
+            ]
+        )
         servicer = ServingServicer(serving.dataplane, serving.repository_extension, listen.repository_api)
         grpc_server.add_generic_rpc_handlers((grpc_handlers(servicer),))
         address = f"[{listen.host}]:{listen.grpc_port}" if ":" in listen.host else f"{listen.host}:{listen.grpc_port}"
@@ -226,8 +232,12 @@ async def _serve(serving: Serving, listen: Listen) -> None:
 
 # ---------------------------------------------------------------- gRPC
 
-_STATUS_OF_CLIENT_ERROR = {400: grpc.StatusCode.INVALID_ARGUMENT, 403: grpc.StatusCode.PERMISSION_DENIED,
-                           404: grpc.StatusCode.NOT_FOUND, 413: grpc.StatusCode.RESOURCE_EXHAUSTED}
+_STATUS_OF_CLIENT_ERROR = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
 
 
 def _grpc_status(error: Exception) -> tuple[grpc.StatusCode, str] | None:
@@ -269,7 +279,8 @@ def grpc_handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
     for method in service.methods:
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _parsing(getattr(servicer, method.name), getattr(pb, method.input_type.name)),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
@@ -278,8 +289,10 @@ def _parsing(method: Callable[[Any, Any], Awaitable[Any]], message: Any) -> Call
         try:
             request = message.FromString(data)
         except DecodeError as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"the request does not parse as a {message.DESCRIPTOR.full_name}: {error}")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request does not parse as a {message.DESCRIPTOR.full_name}: {error}",
+            )
         return await method(request, context)
 
     return call
@@ -288,8 +301,9 @@ def _parsing(method: Callable[[Any, Any], Awaitable[Any]], message: Any) -> Call
 class ServingServicer(InferenceServicer):
     """The Open Inference Protocol over gRPC, on the same data plane as REST."""
 
-    def __init__(self, dataplane: ServingDataPlane, extension: ServingRepositoryExtension,
-                 repository_api: bool) -> None:
+    def __init__(
+        self, dataplane: ServingDataPlane, extension: ServingRepositoryExtension, repository_api: bool
+    ) -> None:
         super().__init__(dataplane, extension)
         self.dataplane = dataplane
         self.extension = extension
@@ -324,23 +338,26 @@ class ServingServicer(InferenceServicer):
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
         self._check_version(request.name, request.version)
         metadata = await self.dataplane.model_metadata(request.name)
-        return pb.ModelMetadataResponse(name=metadata["name"], versions=metadata.get("versions", []),
-                                        platform=metadata["platform"], inputs=metadata["inputs"],
-                                        outputs=metadata["outputs"])
+        return pb.ModelMetadataResponse(
+            name=metadata["name"],
+            versions=metadata.get("versions", []),
+            platform=metadata["platform"],
+            inputs=metadata["inputs"],
+            outputs=metadata["outputs"],
+        )
 
     @_answered
-    async def ModelInfer(self, request: pb.ModelInferRequest,
-                         context: grpc.aio.ServicerContext) -> pb.ModelInferResponse:
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
         self._check_version(request.model_name, request.model_version)
         self.validate_grpc_request(request)
         infer_request = InferRequest.from_grpc(request)
         if request.raw_input_contents:
             for tensor in infer_request.inputs:
                 tensor.data = _raw_tensor(tensor)
-        headers = {key: value for key, value in context.invocation_metadata() or ()
-                   if isinstance(value, str)}
-        response, _ = await self.dataplane.infer(model_name=request.model_name, request=infer_request,
-                                                 headers=headers)
+        headers = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        response, _ = await self.dataplane.infer(model_name=request.model_name, request=infer_request, headers=headers)
         if not isinstance(response, InferResponse):
             raise TypeError(f"the model answered a {type(response).__name__}, not an InferResponse")
         for output in response.outputs:
@@ -350,16 +367,18 @@ class ServingServicer(InferenceServicer):
         return response.to_grpc()
 
     @_answered
-    async def RepositoryModelLoad(self, request: pb.RepositoryModelLoadRequest,
-                                  context: Any) -> pb.RepositoryModelLoadResponse:
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Any
+    ) -> pb.RepositoryModelLoadResponse:
         if not self.repository_api:
             raise ClientError(403, REPOSITORY_OFF)
         await self.extension.load(request.model_name)
         return pb.RepositoryModelLoadResponse(model_name=request.model_name, isLoaded=True)
 
     @_answered
-    async def RepositoryModelUnload(self, request: pb.RepositoryModelUnloadRequest,
-                                    context: Any) -> pb.RepositoryModelUnloadResponse:
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Any
+    ) -> pb.RepositoryModelUnloadResponse:
         if not self.repository_api:
             raise ClientError(403, REPOSITORY_OFF)
         await self.extension.unload(request.model_name)
@@ -373,5 +392,7 @@ def _raw_tensor(tensor: Any) -> np.ndarray:
     except InvalidInput:
         raise
     except (ValueError, TypeError) as error:
-        raise InvalidInput(f"input {tensor.name}: its raw_input_contents do not hold a {tensor.datatype} tensor "
-                           f"of shape {list(tensor.shape)}: {error}") from None
+        raise InvalidInput(
+            f"input {tensor.name}: its raw_input_contents do not hold a {tensor.datatype} tensor "
+            f"of shape {list(tensor.shape)}: {error}"
+        ) from None

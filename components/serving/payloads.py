@@ -75,7 +75,7 @@ def parse_v2(request: InferRequest, input_name: str, width: int, max_batch: int 
         raise InvalidInput("input data must be a list of numbers")
     if len(flat) != shape[0] * width:
         raise InvalidInput(f"input data has {len(flat)} values but shape {shape} needs {shape[0] * width}")
-    return _check_matrix([flat[i * width:(i + 1) * width] for i in range(shape[0])], width, "input data", max_batch)
+    return _check_matrix([flat[i * width : (i + 1) * width] for i in range(shape[0])], width, "input data", max_batch)
 
 
 def _flatten(data: list[Any]) -> list[Any]:

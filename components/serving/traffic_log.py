@@ -37,7 +37,7 @@ class TrafficRecord:
     inputs: np.ndarray | list[list[float]]
     outputs: np.ndarray | list
     flagged: np.ndarray | list[bool]
-    time: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"))
+    time: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
 
 
 class TrafficLogger:
@@ -75,10 +75,14 @@ class TrafficLogger:
                 self.store.ensure_bucket(LOG_BUCKET)
                 self._bucket_ready = True
             for (model, version), records in _group(batch).items():
-                stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+                stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
                 body = b"\n".join(_json_line(r) for r in records)
-                self.store.put_bytes(LOG_BUCKET, f"{model}/{version}/{stamp}-{uuid.uuid4().hex[:8]}.jsonl", body,
-                                     content_type="application/x-ndjson")
+                self.store.put_bytes(
+                    LOG_BUCKET,
+                    f"{model}/{version}/{stamp}-{uuid.uuid4().hex[:8]}.jsonl",
+                    body,
+                    content_type="application/x-ndjson",
+                )
             self.written += len(batch)
         except Exception as error:  # put the batch back, within the bound, and try again later
             log.warning("traffic log flush failed, will retry: %s", error)

@@ -49,10 +49,20 @@ def start_local_store(config: StoreConfig, data_dir: Path, log_file: Path) -> su
     port = int(config.endpoint.rsplit(":", 1)[1])
     data_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        weed_binary(), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-s3.port={port}", f"-master.port={port + 10}", f"-volume.port={port + 11}",
-        f"-filer.port={port + 12}", f"-admin.port={port + 13}", "-admin.ui=false",
-        "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        weed_binary(),
+        "mini",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={port}",
+        f"-master.port={port + 10}",
+        f"-volume.port={port + 11}",
+        f"-filer.port={port + 12}",
+        f"-admin.port={port + 13}",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
     ]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": config.access_key, "AWS_SECRET_ACCESS_KEY": config.secret_key}
     with log_file.open("ab") as log:
@@ -69,5 +79,5 @@ def wait_until_ready(config: StoreConfig, timeout: float = 60.0) -> None:
             return
         except StoreError as error:
             if time.monotonic() > deadline:
-                raise StoreError(f"object store at {config.endpoint} not ready after {timeout:.0f}s: {error}")
+                raise StoreError(f"object store at {config.endpoint} not ready after {timeout:.0f}s: {error}") from None
             time.sleep(0.5)

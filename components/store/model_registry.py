@@ -76,15 +76,23 @@ def publish_model(
     for version in complete_versions(store, name, bucket):
         if read_card(store, name, version, bucket).artifact_digest == digest:
             return version
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     version = _new_version(_version_prefixes(store, name, bucket), now)
     for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
         store.put_file(bucket, f"{name}/{version}/{file.relative_to(model_dir).as_posix()}", file)
-    full_card = dataclasses.replace(card, version=version, artifact_digest=digest,
-                                    published_at=now.isoformat(timespec="seconds"),
-                                    storage_uri=f"s3://{bucket}/{name}/{version}")
-    store.put_bytes(bucket, f"{name}/{version}/{CARD_FILE}", json.dumps(full_card.to_dict(), indent=2).encode(),
-                    content_type="application/json")
+    full_card = dataclasses.replace(
+        card,
+        version=version,
+        artifact_digest=digest,
+        published_at=now.isoformat(timespec="seconds"),
+        storage_uri=f"s3://{bucket}/{name}/{version}",
+    )
+    store.put_bytes(
+        bucket,
+        f"{name}/{version}/{CARD_FILE}",
+        json.dumps(full_card.to_dict(), indent=2).encode(),
+        content_type="application/json",
+    )
     return version
 
 
@@ -112,8 +120,11 @@ def set_serving_version(
 ) -> None:
     if version not in complete_versions(store, name, bucket):
         raise LookupError(f"cannot serve {name} version {version}: not a complete published version")
-    record = {"version": version, "replaced": replaced,
-              "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    record = {
+        "version": version,
+        "replaced": replaced,
+        "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
     store.put_bytes(bucket, f"{name}/{SERVING_FILE}", json.dumps(record).encode(), content_type="application/json")
 
 

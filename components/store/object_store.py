@@ -8,7 +8,6 @@ missing bucket fail at once with a message that says what to fix.
 from __future__ import annotations
 
 import functools
-
 import io
 import logging
 import os
@@ -61,7 +60,8 @@ class StoreConfig:
         missing = [name for name in (ACCESS_KEY_VAR, SECRET_KEY_VAR) if not environ.get(name)]
         if missing:
             raise StoreError(
-                "object store credentials missing: set " + " and ".join(missing)
+                "object store credentials missing: set "
+                + " and ".join(missing)
                 + " (make run creates local ones in .local/store.env)"
             )
         given = endpoint or environ.get(ENDPOINT_VAR) or DEFAULT_ENDPOINT
@@ -119,17 +119,21 @@ class ObjectStore:
             except S3Error as error:
                 if error.code in _FATAL_CODES:
                     hint = _FATAL_CODES[error.code].format(access=ACCESS_KEY_VAR, secret=SECRET_KEY_VAR)
-                    raise StoreError(
-                        f"{what}: {error.code}: {hint} at {self.config.endpoint}"
-                    ) from error
+                    raise StoreError(f"{what}: {error.code}: {hint} at {self.config.endpoint}") from error
                 if error.code in ("NoSuchKey", "NoSuchUpload"):
                     raise
                 last = error
             except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
                 last = error
             if attempt < self.retry.attempts:
-                log.warning("%s failed (attempt %d/%d): %s; retrying in %.1fs",
-                            what, attempt, self.retry.attempts, _short(last), delay)
+                log.warning(
+                    "%s failed (attempt %d/%d): %s; retrying in %.1fs",
+                    what,
+                    attempt,
+                    self.retry.attempts,
+                    _short(last),
+                    delay,
+                )
                 self._sleep(delay)
                 delay = min(delay * 2, self.retry.max_delay)
         raise StoreError(
@@ -145,6 +149,7 @@ class ObjectStore:
                 except S3Error as error:  # created meanwhile by another writer
                     if error.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                         raise
+
         self.call(f"create bucket {bucket}", make)
 
     def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -155,6 +160,7 @@ class ObjectStore:
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         """Raises S3Error with code NoSuchKey when absent, so callers can tell 'missing' from 'down'."""
+
         def get() -> bytes:
             response = self.client.get_object(bucket, key)
             try:
@@ -162,6 +168,7 @@ class ObjectStore:
             finally:
                 response.close()
                 response.release_conn()
+
         return self.call(f"read s3://{bucket}/{key}", get)
 
     def get_bytes_or_none(self, bucket: str, key: str) -> bytes | None:

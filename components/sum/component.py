@@ -8,8 +8,14 @@ from components.images import BASE_IMAGE, TRAINER_IMAGE
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def generate_sum_data(
-    recipe: str, size: int, low: float, high: float, small_fraction: float, seed: int,
-    dataset: Output[Dataset], statistics: Output[Metrics],
+    recipe: str,
+    size: int,
+    low: float,
+    high: float,
+    small_fraction: float,
+    seed: int,
+    dataset: Output[Dataset],
+    statistics: Output[Metrics],
 ):
     """Generate pairs and their sums, with the statistics that would reveal a skewed recipe.
 
@@ -36,8 +42,14 @@ def generate_sum_data(
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
 def train_sum_model(
-    dataset: Input[Dataset], epochs: int, batch_size: int, learning_rate: float,
-    input_scale: float, target_scale: float, seed: int, model: Output[Model],
+    dataset: Input[Dataset],
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    input_scale: float,
+    target_scale: float,
+    seed: int,
+    model: Output[Model],
 ):
     """Train the article's network and export it as a SavedModel with its model card.
 
@@ -62,15 +74,23 @@ def train_sum_model(
     config = SumTrainingConfig(epochs, batch_size, learning_rate, input_scale, target_scale, seed)
     inputs, targets = data.load(Path(dataset.path))
     trained = train(inputs, targets, config, on_epoch=epoch_printer(epochs))
-    card = ModelCard.for_training(SPEC, inputs, config.as_dict(), dataset.metadata.get("sha256", ""),
-                                  dataset.metadata.get("recipe", ""))
+    card = ModelCard.for_training(
+        SPEC, inputs, config.as_dict(), dataset.metadata.get("sha256", ""), dataset.metadata.get("recipe", "")
+    )
     save_trained(trained, Path(model.path), card, model.metadata)
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
 def evaluate_sum_model(
-    model: Input[Model], eval_dataset: Input[Dataset], max_relative_mae: float, champion_tolerance: float,
-    data_valid: bool, block_on_skew: bool, store_endpoint: str, metrics: Output[Metrics], report: Output[Markdown],
+    model: Input[Model],
+    eval_dataset: Input[Dataset],
+    max_relative_mae: float,
+    champion_tolerance: float,
+    data_valid: bool,
+    block_on_skew: bool,
+    store_endpoint: str,
+    metrics: Output[Metrics],
+    report: Output[Markdown],
 ) -> bool:
     """Score challenger and champion on the same serving-distribution data; True if it may ship.
 
@@ -97,13 +117,23 @@ def evaluate_sum_model(
 
     inputs, targets = data.load(Path(eval_dataset.path))
     challenger = evaluate(load_predictor(Path(model.path)), inputs, targets)
-    champion = load_champion(ObjectStore.from_env(endpoint=store_endpoint), "sum", Path(tempfile.mkdtemp()), load_predictor)
-    champion_version, champion_eval = (champion[0], evaluate(champion[1], inputs, targets)) if champion else (None, None)
-    decision = decide(challenger.relative_mae, max_relative_mae,
-                      champion_eval.relative_mae if champion_eval else None, champion_version, champion_tolerance)
+    champion = load_champion(
+        ObjectStore.from_env(endpoint=store_endpoint), "sum", Path(tempfile.mkdtemp()), load_predictor
+    )
+    champion_version, champion_eval = (
+        (champion[0], evaluate(champion[1], inputs, targets)) if champion else (None, None)
+    )
+    decision = decide(
+        challenger.relative_mae,
+        max_relative_mae,
+        champion_eval.relative_mae if champion_eval else None,
+        champion_version,
+        champion_tolerance,
+    )
     if decision.deploy and block_on_skew and not data_valid:
-        decision = dataclasses.replace(decision, deploy=False,
-                                       reason="REFUSED: data validation found skew (see its report)")
+        decision = dataclasses.replace(
+            decision, deploy=False, reason="REFUSED: data validation found skew (see its report)"
+        )
     for key, value in challenger.metrics().items():
         metrics.log_metric(key, value)
     if champion_eval and champion_version:
@@ -112,7 +142,8 @@ def evaluate_sum_model(
     metrics.log_metric("data_validation_passed", float(data_valid))
     metrics.log_metric("gate_passed", float(decision.deploy))
     skew_note = "" if data_valid else " Data validation found skew between training and serving data."
-    Path(report.path).write_text(report_markdown(challenger, "Sum model evaluation", decision.reason + skew_note,
-                                                 champion_eval))
+    Path(report.path).write_text(
+        report_markdown(challenger, "Sum model evaluation", decision.reason + skew_note, champion_eval)
+    )
     print(decision.reason + skew_note, flush=True)
     return decision.deploy

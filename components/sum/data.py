@@ -67,8 +67,14 @@ def summary(inputs: np.ndarray) -> dict[str, float]:
     stats: dict[str, float] = {"rows": float(len(inputs))}
     for i, name in enumerate(FEATURES):
         column = inputs[:, i]
-        stats.update({f"{name}_min": float(column.min()), f"{name}_max": float(column.max()),
-                      f"{name}_mean": float(column.mean()), f"{name}_std": float(column.std())})
+        stats.update(
+            {
+                f"{name}_min": float(column.min()),
+                f"{name}_max": float(column.max()),
+                f"{name}_mean": float(column.mean()),
+                f"{name}_std": float(column.std()),
+            }
+        )
     stats["xy_correlation"] = float(np.corrcoef(inputs[:, 0], inputs[:, 1])[0, 1]) if len(inputs) > 1 else 0.0
     return stats
 

@@ -42,8 +42,13 @@ class SumEvaluation:
     queries: tuple[QueryResult, ...]
 
     def metrics(self) -> dict[str, float]:
-        return {"mae": self.mae, "relative_mae": self.relative_mae, "rmse": self.rmse, "max_relative_error": self.max_relative_error,
-                "eval_rows": float(self.rows)}
+        return {
+            "mae": self.mae,
+            "relative_mae": self.relative_mae,
+            "rmse": self.rmse,
+            "max_relative_error": self.max_relative_error,
+            "eval_rows": float(self.rows),
+        }
 
 
 def evaluate(predict: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, targets: np.ndarray) -> SumEvaluation:
@@ -57,30 +62,36 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, ta
     return SumEvaluation(
         mae=float(np.mean(np.abs(errors))),
         relative_mae=float(np.mean(np.abs(errors)) / max(float(np.mean(np.abs(targets))), 1e-12)),
-        rmse=float(np.sqrt(np.mean(errors ** 2))),
+        rmse=float(np.sqrt(np.mean(errors**2))),
         max_relative_error=float(np.max(np.abs(errors) / np.maximum(np.abs(targets), 1.0))),
         rows=len(inputs),
-        queries=tuple(QueryResult(x, y, float(p), x + y, article)
-                      for (x, y, article), p in zip(ARTICLE_QUERIES, answers)),
+        queries=tuple(
+            QueryResult(x, y, float(p), x + y, article) for (x, y, article), p in zip(ARTICLE_QUERIES, answers)
+        ),
     )
 
 
 def query_table(queries: tuple[QueryResult, ...], model_label: str = "this model") -> str:
     lines = [f"| query | {model_label} | true sum | abs error | article's model |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {q.x:g} + {q.y:g} | {q.predicted:,.4f} | {q.true_sum:,.4f} | {q.abs_error:,.4f} | {q.article:,.4f} |"
-              for q in queries]
+    lines += [
+        f"| {q.x:g} + {q.y:g} | {q.predicted:,.4f} | {q.true_sum:,.4f} | {q.abs_error:,.4f} | {q.article:,.4f} |"
+        for q in queries
+    ]
     return "\n".join(lines)
 
 
-def report_markdown(evaluation: SumEvaluation, title: str, decision: str,
-                    champion: SumEvaluation | None = None) -> str:
+def report_markdown(evaluation: SumEvaluation, title: str, decision: str, champion: SumEvaluation | None = None) -> str:
     names = evaluation.metrics()
     champion_metrics = champion.metrics() if champion else {}
-    rows = "\n".join(f"| {k} | {v:,.6g} | {champion_metrics[k]:,.6g} |" if champion else f"| {k} | {v:,.6g} | - |"
-                     for k, v in names.items())
-    return (f"# {title}\n\n**Decision:** {decision}\n\n## Held-out data (serving distribution)\n\n"
-            f"| metric | challenger | champion |\n|---|---:|---:|\n{rows}\n\n## The article's queries\n\n"
-            f"{query_table(evaluation.queries)}\n")
+    rows = "\n".join(
+        f"| {k} | {v:,.6g} | {champion_metrics[k]:,.6g} |" if champion else f"| {k} | {v:,.6g} | - |"
+        for k, v in names.items()
+    )
+    return (
+        f"# {title}\n\n**Decision:** {decision}\n\n## Held-out data (serving distribution)\n\n"
+        f"| metric | challenger | champion |\n|---|---:|---:|\n{rows}\n\n## The article's queries\n\n"
+        f"{query_table(evaluation.queries)}\n"
+    )
 
 
 def as_dict(evaluation: SumEvaluation) -> dict[str, object]:

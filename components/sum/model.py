@@ -42,12 +42,14 @@ def build_network():  # -> keras.Model
     """Dense(20, relu), Dense(20, relu), Dense(1): the article's network, on inputs (x, y)."""
     import keras
 
-    return keras.Sequential([
-        keras.Input(shape=(2,), name="pair"),
-        keras.layers.Dense(20, activation="relu"),
-        keras.layers.Dense(20, activation="relu"),
-        keras.layers.Dense(1, name="sum"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(2,), name="pair"),
+            keras.layers.Dense(20, activation="relu"),
+            keras.layers.Dense(20, activation="relu"),
+            keras.layers.Dense(1, name="sum"),
+        ]
+    )
 
 
 def train(
@@ -67,12 +69,17 @@ def train(
     network.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse", metrics=["mae"])
     callbacks = []
     if on_epoch:
-        callbacks.append(keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, float(logs["loss"]))))
+        callbacks.append(
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, float(logs["loss"])))
+        )
     network.fit(
         (inputs / config.input_scale).astype("float32"),
         (targets / config.target_scale).astype("float32"),
-        epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
     )
     pair = keras.Input(shape=(2,), name="pair")
     scaled = keras.layers.Rescaling(1.0 / config.input_scale, name="scale_inputs")(pair)

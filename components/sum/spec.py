@@ -15,15 +15,28 @@ from components.sum.model import SumTrainingConfig, load_predictor
 
 def validate_params(params: Mapping[str, Any]) -> None:
     """The sum pipeline's data, training and gate parameters, checked before any work."""
-    SumDataSpec(params["recipe"], params["size"], params["low"], params["high"],
-                params["small_fraction"], params["seed"]).validate()
+    SumDataSpec(
+        params["recipe"], params["size"], params["low"], params["high"], params["small_fraction"], params["seed"]
+    ).validate()
     try:
-        SumDataSpec(params["eval_recipe"], params["eval_size"], params["eval_low"], params["eval_high"],
-                    params["eval_small_fraction"], params["eval_seed"]).validate()
+        SumDataSpec(
+            params["eval_recipe"],
+            params["eval_size"],
+            params["eval_low"],
+            params["eval_high"],
+            params["eval_small_fraction"],
+            params["eval_seed"],
+        ).validate()
     except ValueError as error:
         raise ValueError(f"evaluation data: {error}") from None
-    SumTrainingConfig(params["epochs"], params["batch_size"], params["learning_rate"],
-                      params["input_scale"], params["target_scale"], params["seed"]).validate()
+    SumTrainingConfig(
+        params["epochs"],
+        params["batch_size"],
+        params["learning_rate"],
+        params["input_scale"],
+        params["target_scale"],
+        params["seed"],
+    ).validate()
     if not params["max_relative_mae"] > 0:
         raise ValueError(f"max_relative_mae must be positive, got {params['max_relative_mae']}")
 

@@ -23,7 +23,12 @@ def plan_simulation_shards(simulations: int, shard_size: int) -> list:
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def simulate_three_body_shard(
-    start: int, shard_size: int, simulations: int, t_max: float, seed: int, shard: Output[Dataset],
+    start: int,
+    shard_size: int,
+    simulations: int,
+    t_max: float,
+    seed: int,
+    shard: Output[Dataset],
 ):
     """Simulate one shard of Breen's initial conditions; the runs that did not converge are kept as counts.
 
@@ -39,8 +44,14 @@ def simulate_three_body_shard(
 
     from components.three_body.shards import save_shard, simulate_shard
 
-    result = simulate_shard(start, shard_size, simulations, t_max, seed,
-                            progress=lambda done, total: print(f"simulated {done}/{total}", flush=True))
+    result = simulate_shard(
+        start,
+        shard_size,
+        simulations,
+        t_max,
+        seed,
+        progress=lambda done, total: print(f"simulated {done}/{total}", flush=True),
+    )
     save_shard(Path(shard.path), result)
     converged = int(result.converged.sum())
     shard.metadata.update({"start": start, "simulations": len(result.x2), "converged": converged})
@@ -49,8 +60,12 @@ def simulate_three_body_shard(
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def gather_three_body_simulations(
-    shards: Input[list[Dataset]], validation_fraction: float, seed: int,
-    training: Output[Dataset], validation: Output[Dataset], statistics: Output[Metrics],
+    shards: Input[list[Dataset]],
+    validation_fraction: float,
+    seed: int,
+    training: Output[Dataset],
+    validation: Output[Dataset],
+    statistics: Output[Metrics],
 ):
     """Join the shards and split them by simulation into training and held-out rows.
 
@@ -75,14 +90,25 @@ def gather_three_body_simulations(
     for key, value in gathered.statistics.items():
         statistics.log_metric(key, value)
     stats = gathered.statistics
-    print(f"{stats['converged']:.0f}/{stats['simulations']:.0f} simulations converged; "
-          f"{stats['dropped']:.0f} dropped", flush=True)
+    print(
+        f"{stats['converged']:.0f}/{stats['simulations']:.0f} simulations converged; {stats['dropped']:.0f} dropped",
+        flush=True,
+    )
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
 def train_three_body_model(
-    dataset: Input[Dataset], hidden_layers: int, units: int, learning_rate: float, batch_size: int,
-    epochs: int, seed: int, schedule: str, time_budget_s: float, patience: int, holdout_fraction: float,
+    dataset: Input[Dataset],
+    hidden_layers: int,
+    units: int,
+    learning_rate: float,
+    batch_size: int,
+    epochs: int,
+    seed: int,
+    schedule: str,
+    time_budget_s: float,
+    patience: int,
+    holdout_fraction: float,
     model: Output[Model],
 ):
     """Train Breen's network on (t, x2(0)) -> (x1, x2) and export it with x3 appended and its card.
@@ -109,20 +135,42 @@ def train_three_body_model(
     from components.three_body.spec import SPEC
     from components.training import save_trained
 
-    config = ThreeBodyTrainingConfig(hidden_layers, units, learning_rate, batch_size, epochs, seed, schedule,
-                                     time_budget_s, patience, holdout_fraction)
+    config = ThreeBodyTrainingConfig(
+        hidden_layers,
+        units,
+        learning_rate,
+        batch_size,
+        epochs,
+        seed,
+        schedule,
+        time_budget_s,
+        patience,
+        holdout_fraction,
+    )
     rows = rows_io.load(Path(dataset.path))
-    trained = train_on_rows(rows, config, on_progress=lambda p: print(
-        f"epoch {p.epoch} at {p.seconds:.0f}s: MAE {p.loss:.4f}, held-out MAE {p.validation_mae:.4f}, "
-        f"learning rate {p.learning_rate:.2e}", flush=True))
+    trained = train_on_rows(
+        rows,
+        config,
+        on_progress=lambda p: print(
+            f"epoch {p.epoch} at {p.seconds:.0f}s: MAE {p.loss:.4f}, held-out MAE {p.validation_mae:.4f}, "
+            f"learning rate {p.learning_rate:.2e}",
+            flush=True,
+        ),
+    )
     card = ModelCard.for_training(SPEC, rows.inputs, config.as_dict(), dataset.metadata.get("sha256", ""))
     save_trained(trained, Path(model.path), card, model.metadata)
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
 def evaluate_three_body_model(
-    model: Input[Model], validation: Input[Dataset], t_max: float, max_mae: float, champion_tolerance: float,
-    store_endpoint: str, metrics: Output[Metrics], report: Output[HTML],
+    model: Input[Model],
+    validation: Input[Dataset],
+    t_max: float,
+    max_mae: float,
+    champion_tolerance: float,
+    store_endpoint: str,
+    metrics: Output[Metrics],
+    report: Output[HTML],
 ) -> bool:
     """Accuracy and speed on held-out simulations, against the champion; True if it may ship.
 
@@ -148,7 +196,9 @@ def evaluate_three_body_model(
     rows = dataset.load(Path(validation.path))
     predict = load_predictor(Path(model.path))
     challenger = evaluate(predict, rows, t_max)
-    champion = load_champion(ObjectStore.from_env(endpoint=store_endpoint), "three-body", Path(tempfile.mkdtemp()), load_predictor)
+    champion = load_champion(
+        ObjectStore.from_env(endpoint=store_endpoint), "three-body", Path(tempfile.mkdtemp()), load_predictor
+    )
     champion_mae = float(abs(champion[1](rows.inputs)[:, :4] - rows.targets).mean()) if champion else None
     decision = decide(challenger.mae, max_mae, champion_mae, champion[0] if champion else None, champion_tolerance)
     for key, value in challenger.metrics().items():
@@ -163,8 +213,15 @@ def evaluate_three_body_model(
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def targeted_three_body_data(
-    weak_regions: Input[Dataset], training_data: Input[Dataset], new_simulations: int, t_max: float,
-    spread: float, validation_fraction: float, seed: int, training: Output[Dataset], validation: Output[Dataset],
+    weak_regions: Input[Dataset],
+    training_data: Input[Dataset],
+    new_simulations: int,
+    t_max: float,
+    spread: float,
+    validation_fraction: float,
+    seed: int,
+    training: Output[Dataset],
+    validation: Output[Dataset],
     statistics: Output[Metrics],
 ):
     """Simulate where the served model is weak: the live queries and new initial conditions near them.
@@ -199,7 +256,10 @@ def targeted_three_body_data(
     for key, value in made.statistics.items():
         statistics.log_metric(key, value)
     s = made.statistics
-    print(f"targeted data: {s['simulations']:.0f} simulations ({s['weak_initial_conditions']:.0f} weak live x2, "
-          f"{s['new_initial_conditions']:.0f} new), {s['not_converged']:.0f} did not converge (counted, not used); "
-          f"{s['training_rows']:.0f} training rows, {s['validation_rows']:.0f} held out; "
-          f"{int((~labelled).sum())} sampled queries could not be labelled", flush=True)
+    print(
+        f"targeted data: {s['simulations']:.0f} simulations ({s['weak_initial_conditions']:.0f} weak live x2, "
+        f"{s['new_initial_conditions']:.0f} new), {s['not_converged']:.0f} did not converge (counted, not used); "
+        f"{s['training_rows']:.0f} training rows, {s['validation_rows']:.0f} held out; "
+        f"{int((~labelled).sum())} sampled queries could not be labelled",
+        flush=True,
+    )

@@ -84,8 +84,11 @@ def evaluate(predict: Predictor, rows: TrajectoryRows, t_max: float, timing_repe
     predicted = predict(rows.inputs)[:, :4]
     errors = np.abs(predicted - rows.targets).mean(axis=1)
     t = rows.inputs[:, 0]
-    by_window = {f"{low:g}-{high:g}": float(errors[(t >= low) & (t < high)].mean())
-                 for low, high in TIME_WINDOWS if ((t >= low) & (t < high)).any()}
+    by_window = {
+        f"{low:g}-{high:g}": float(errors[(t >= low) & (t < high)].mean())
+        for low, high in TIME_WINDOWS
+        if ((t >= low) & (t < high)).any()
+    }
     per_simulation, energy_errors = [], []
     for sim in np.unique(rows.simulation):
         mask = rows.simulation == sim

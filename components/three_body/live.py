@@ -26,8 +26,14 @@ Y_RANGE = (0.0, 1.0)
 def in_region(x2: np.ndarray) -> np.ndarray:
     """One flag per row of x2 (n, 2): inside Breen's region, where the model is defined."""
     x, y = x2[:, 0], x2[:, 1]
-    return (np.isfinite(x2).all(axis=1) & (x >= X_RANGE[0]) & (x <= X_RANGE[1]) & (y >= Y_RANGE[0])
-            & (y <= Y_RANGE[1]) & (np.hypot(x, y) <= 1.0))
+    return (
+        np.isfinite(x2).all(axis=1)
+        & (x >= X_RANGE[0])
+        & (x <= X_RANGE[1])
+        & (y >= Y_RANGE[0])
+        & (y <= Y_RANGE[1])
+        & (np.hypot(x, y) <= 1.0)
+    )
 
 
 def interpolate_grid(values: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -41,12 +47,14 @@ def interpolate_grid(values: np.ndarray, t: np.ndarray) -> np.ndarray:
     s = np.asarray(t, dtype=float) / GRID_STEP
     first = np.clip(np.floor(s).astype(np.int64) - 1, 0, n_grid - 4)
     u = s - first  # position within the 4 nodes at 0, 1, 2, 3
-    weights = np.stack([
-        -(u - 1) * (u - 2) * (u - 3) / 6,
-        u * (u - 2) * (u - 3) / 2,
-        -u * (u - 1) * (u - 3) / 2,
-        u * (u - 1) * (u - 2) / 6,
-    ])  # (4, n)
+    weights = np.stack(
+        [
+            -(u - 1) * (u - 2) * (u - 3) / 6,
+            u * (u - 2) * (u - 3) / 2,
+            -u * (u - 1) * (u - 3) / 2,
+            u * (u - 1) * (u - 2) / 6,
+        ]
+    )  # (4, n)
     out = np.zeros((len(s), *values.shape[1:]))
     for j in range(4):
         out += weights[j].reshape(-1, *([1] * (values.ndim - 1))) * values[first + j]
@@ -78,8 +86,14 @@ def label_with_trajectories(inputs: np.ndarray) -> LabelledTrajectories:
     outputs = np.full((len(inputs), 6), np.nan)
     if not valid.any():
         empty = np.empty((0, 2))
-        return LabelledTrajectories(LabelResult(outputs, np.zeros(len(inputs), bool), 0), empty,
-                                    np.zeros(0, bool), row_simulation, np.zeros(0), np.zeros((0, 0, 3, 2)))
+        return LabelledTrajectories(
+            LabelResult(outputs, np.zeros(len(inputs), bool), 0),
+            empty,
+            np.zeros(0, bool),
+            row_simulation,
+            np.zeros(0),
+            np.zeros((0, 0, 3, 2)),
+        )
     x2, inverse = np.unique(inputs[valid, 1:], axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     row_simulation[valid] = inverse
@@ -105,8 +119,9 @@ def label_with_trajectories(inputs: np.ndarray) -> LabelledTrajectories:
         mine = rows[inverse == sim]
         outputs[mine] = interpolate_grid(positions[sim], t[mine]).reshape(len(mine), 6)
     labelled = np.isfinite(outputs).all(axis=1)
-    return LabelledTrajectories(LabelResult(outputs, labelled, computations), x2, converged, row_simulation,
-                                simulated.times, positions)
+    return LabelledTrajectories(
+        LabelResult(outputs, labelled, computations), x2, converged, row_simulation, simulated.times, positions
+    )
 
 
 def label(inputs: np.ndarray) -> LabelResult:
@@ -145,8 +160,9 @@ def simulate_rows(x2: np.ndarray, t_max: float, first_id: int = 0) -> SimulatedR
         return SimulatedRows(TrajectoryRows(np.empty((0, 3)), np.empty((0, 4)), np.empty(0, np.int64)), 0, 0)
     result = simulate(x2, t_max)
     rows = to_rows(result, x2)
-    return SimulatedRows(TrajectoryRows(rows.inputs, rows.targets, rows.simulation + first_id), len(x2),
-                         int(result.converged.sum()))
+    return SimulatedRows(
+        TrajectoryRows(rows.inputs, rows.targets, rows.simulation + first_id), len(x2), int(result.converged.sum())
+    )
 
 
 def in_boxes(x2: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -168,13 +184,22 @@ def _concat(parts: list[TrajectoryRows]) -> TrajectoryRows:
     parts = [p for p in parts if len(p.inputs)]
     if not parts:
         return TrajectoryRows(np.empty((0, 3)), np.empty((0, 4)), np.empty(0, np.int64))
-    return TrajectoryRows(np.concatenate([p.inputs for p in parts]), np.concatenate([p.targets for p in parts]),
-                          np.concatenate([p.simulation for p in parts]))
+    return TrajectoryRows(
+        np.concatenate([p.inputs for p in parts]),
+        np.concatenate([p.targets for p in parts]),
+        np.concatenate([p.simulation for p in parts]),
+    )
 
 
 def targeted_data(
-    queries_x2: np.ndarray, weak_boxes: np.ndarray, previous: TrajectoryRows | None, new_simulations: int,
-    t_max: float, spread: float, validation_fraction: float, seed: int,
+    queries_x2: np.ndarray,
+    weak_boxes: np.ndarray,
+    previous: TrajectoryRows | None,
+    new_simulations: int,
+    t_max: float,
+    spread: float,
+    validation_fraction: float,
+    seed: int,
 ) -> TargetedData:
     """Training data concentrated where the served model is weak, and a held-out set with the live sample.
 
@@ -204,10 +229,14 @@ def targeted_data(
     simulated = train_sim.simulated + held_sim.simulated
     converged = train_sim.converged + held_sim.converged
     statistics = {
-        "live_initial_conditions": float(len(x2)), "weak_initial_conditions": float(len(weak)),
-        "new_initial_conditions": float(len(new)), "simulations": float(simulated),
-        "converged": float(converged), "not_converged": float(simulated - converged),
+        "live_initial_conditions": float(len(x2)),
+        "weak_initial_conditions": float(len(weak)),
+        "new_initial_conditions": float(len(new)),
+        "simulations": float(simulated),
+        "converged": float(converged),
+        "not_converged": float(simulated - converged),
         "previous_rows": float(len(previous.inputs) if previous is not None else 0),
-        "training_rows": float(len(training.inputs)), "validation_rows": float(len(held_sim.rows.inputs)),
+        "training_rows": float(len(training.inputs)),
+        "validation_rows": float(len(held_sim.rows.inputs)),
     }
     return TargetedData(training, held_sim.rows, statistics)

@@ -79,8 +79,9 @@ class TrainingProgress:
     learning_rate: float
 
 
-def build_network(config: ThreeBodyTrainingConfig, inputs: np.ndarray | None = None,
-                  targets: np.ndarray | None = None):  # -> keras.Model
+def build_network(
+    config: ThreeBodyTrainingConfig, inputs: np.ndarray | None = None, targets: np.ndarray | None = None
+):  # -> keras.Model
     """Breen's layers between a fixed standardization of the inputs and its inverse on the outputs.
 
     The scaling lives in the model, so the exported SavedModel takes raw (t, x2x, x2y) and
@@ -95,11 +96,15 @@ def build_network(config: ThreeBodyTrainingConfig, inputs: np.ndarray | None = N
 
     in_mean, in_var = moments(inputs, 3)
     out_mean, out_var = moments(targets, 4)
-    layers = [keras.Input(shape=(3,), name="t_x2"),
-              keras.layers.Normalization(mean=in_mean, variance=in_var, name="standardize")]
+    layers = [
+        keras.Input(shape=(3,), name="t_x2"),
+        keras.layers.Normalization(mean=in_mean, variance=in_var, name="standardize"),
+    ]
     layers += [keras.layers.Dense(config.units, activation="relu") for _ in range(config.hidden_layers)]
-    layers += [keras.layers.Dense(4), keras.layers.Normalization(mean=out_mean, variance=out_var, invert=True,
-                                                                 name="x1_x2")]
+    layers += [
+        keras.layers.Dense(4),
+        keras.layers.Normalization(mean=out_mean, variance=out_var, invert=True, name="x1_x2"),
+    ]
     return keras.Sequential(layers)
 
 
@@ -140,8 +145,15 @@ def _recipe_callback(config: ThreeBodyTrainingConfig, steps_per_epoch: int, on_p
         def on_epoch_end(self, epoch, logs=None) -> None:
             validation_mae = float(logs.get("val_loss", math.nan))
             if on_progress:
-                on_progress(TrainingProgress(epoch + 1, time.perf_counter() - self.started, float(logs["loss"]),
-                                             validation_mae, float(self.model.optimizer.learning_rate)))
+                on_progress(
+                    TrainingProgress(
+                        epoch + 1,
+                        time.perf_counter() - self.started,
+                        float(logs["loss"]),
+                        validation_mae,
+                        float(self.model.optimizer.learning_rate),
+                    )
+                )
             if math.isnan(validation_mae):
                 return
             if validation_mae < self.best:
@@ -181,13 +193,23 @@ def train(
     steps_per_epoch = math.ceil(len(inputs) / config.batch_size)
     callbacks = [_recipe_callback(config, steps_per_epoch, on_progress)]
     if on_epoch:
-        callbacks.append(keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, float(logs["loss"]))))
+        callbacks.append(
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, float(logs["loss"])))
+        )
     validation_data = None
     if validation is not None:
         validation_data = (np.asarray(validation[0], dtype=np.float32), np.asarray(validation[1], dtype=np.float32))
-    network.fit(inputs, targets, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
-                callbacks=callbacks, validation_data=validation_data, validation_batch_size=max(config.batch_size, 8192))
+    network.fit(
+        inputs,
+        targets,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+        validation_data=validation_data,
+        validation_batch_size=max(config.batch_size, 8192),
+    )
     query = keras.Input(shape=(3,), name="t_x2")
     x1_x2 = network(query)
     x3 = keras.layers.Lambda(lambda p: -(p[:, 0:2] + p[:, 2:4]), name="x3")(x1_x2)
@@ -211,8 +233,9 @@ def train_on_rows(
         return train(rows.inputs, rows.targets, config, on_epoch, on_progress=on_progress)
     fit_ids, holdout_ids = dataset.split_by_simulation(rows.simulation, config.holdout_fraction, config.seed)
     fit, holdout = rows.subset(fit_ids), rows.subset(holdout_ids)
-    return train(fit.inputs, fit.targets, config, on_epoch, validation=(holdout.inputs, holdout.targets),
-                 on_progress=on_progress)
+    return train(
+        fit.inputs, fit.targets, config, on_epoch, validation=(holdout.inputs, holdout.targets), on_progress=on_progress
+    )
 
 
 def load_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:

@@ -27,9 +27,16 @@ PRESETS: dict[str, dict[str, float | int | str]] = {
     # three in one gate (p ~0.2 %) read ~0.06. max_mae 0.08 passes that; broken runs (bodies at
     # rest, or the training mean) score 0.40-0.51, 5x higher.
     "local": {
-        "simulations": 2000, "t_max": 3.9, "validation_fraction": 0.2,
-        "epochs": 1000, "batch_size": 1000, "learning_rate": 3e-3, "schedule": "cosine",
-        "time_budget_s": 60.0, "patience": 0, "holdout_fraction": 0.02,
+        "simulations": 2000,
+        "t_max": 3.9,
+        "validation_fraction": 0.2,
+        "epochs": 1000,
+        "batch_size": 1000,
+        "learning_rate": 3e-3,
+        "schedule": "cosine",
+        "time_budget_s": 60.0,
+        "patience": 0,
+        "holdout_fraction": 0.02,
         "max_mae": 0.08,
     },
     # Breen's accuracy within an hour of training on 2 cores: a 40-minute run of this recipe
@@ -38,9 +45,16 @@ PRESETS: dict[str, dict[str, float | int | str]] = {
     # Four ejections in a 400-simulation gate would read ~0.04; max_mae 0.06 passes that and stays
     # 7x below a broken run (0.41-0.51).
     "standard": {
-        "simulations": 10_000, "t_max": 3.9, "validation_fraction": 0.05,
-        "epochs": 1000, "batch_size": 2000, "learning_rate": 2e-3, "schedule": "cosine",
-        "time_budget_s": 3500.0, "patience": 0, "holdout_fraction": 0.01,
+        "simulations": 10_000,
+        "t_max": 3.9,
+        "validation_fraction": 0.05,
+        "epochs": 1000,
+        "batch_size": 2000,
+        "learning_rate": 2e-3,
+        "schedule": "cosine",
+        "time_budget_s": 3500.0,
+        "patience": 0,
+        "holdout_fraction": 0.01,
         "max_mae": 0.06,
     },
     # Breen's scale for a GPU node: t <= 10, 9,900 + 100 simulations, batches of 5000, Adam peaking
@@ -49,9 +63,16 @@ PRESETS: dict[str, dict[str, float | int | str]] = {
     # simulations and an ejected body weighs 1/100 of the mean; max_mae 0.4 allows for that and
     # stays below a network whose bodies never move (0.5 already for t <= 3.9, more to t = 10).
     "paper": {
-        "simulations": 10_000, "t_max": 10.0, "validation_fraction": 0.01,
-        "epochs": 1000, "batch_size": 5000, "learning_rate": 5e-4, "schedule": "cosine",
-        "time_budget_s": 0.0, "patience": 100, "holdout_fraction": 0.01,
+        "simulations": 10_000,
+        "t_max": 10.0,
+        "validation_fraction": 0.01,
+        "epochs": 1000,
+        "batch_size": 5000,
+        "learning_rate": 5e-4,
+        "schedule": "cosine",
+        "time_budget_s": 0.0,
+        "patience": 100,
+        "holdout_fraction": 0.01,
         "max_mae": 0.4,
     },
 }

@@ -54,16 +54,25 @@ def simulate_shard(
 
 def save_shard(path: Path, shard: Shard) -> None:
     with path.open("wb") as f:
-        np.savez(f, start=shard.start, x2=shard.x2, converged=shard.converged, breen_converged=shard.breen_converged,
-                 energy_error=shard.energy_error, inputs=shard.rows.inputs, targets=shard.rows.targets,
-                 simulation=shard.rows.simulation)
+        np.savez(
+            f,
+            start=shard.start,
+            x2=shard.x2,
+            converged=shard.converged,
+            breen_converged=shard.breen_converged,
+            energy_error=shard.energy_error,
+            inputs=shard.rows.inputs,
+            targets=shard.rows.targets,
+            simulation=shard.rows.simulation,
+        )
 
 
 def load_shard(path: Path) -> Shard:
     with np.load(path) as data:
         rows = dataset.TrajectoryRows(data["inputs"], data["targets"], data["simulation"])
-        return Shard(int(data["start"]), data["x2"], data["converged"], data["breen_converged"], data["energy_error"],
-                     rows)
+        return Shard(
+            int(data["start"]), data["x2"], data["converged"], data["breen_converged"], data["energy_error"], rows
+        )
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,12 @@ SPEC = ModelSpec(
     validate_params=validate_params,
     presets=PRESETS,
     # The truth is the simulator's; MAE over bodies 1 and 2, as the held-out evaluation scores it.
-    labelling=Labelling(label=label, plane=("x2x", "x2y"), plane_bounds=(X_RANGE, Y_RANGE), time="t",
-                        time_windows=TIME_WINDOWS, scored_outputs=("x1x", "x1y", "x2x", "x2y")),
+    labelling=Labelling(
+        label=label,
+        plane=("x2x", "x2y"),
+        plane_bounds=(X_RANGE, Y_RANGE),
+        time="t",
+        time_windows=TIME_WINDOWS,
+        scored_outputs=("x1x", "x1y", "x2x", "x2y"),
+    ),
 )

@@ -8,8 +8,15 @@ from components.images import BASE_IMAGE
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def validate_data(
-    reference: Input[Dataset], current: Input[Dataset], feature_names: str, title: str, alpha: float,
-    summary: Output[Markdown], report: Output[HTML], metrics: Output[Metrics], unit_column: str = "",
+    reference: Input[Dataset],
+    current: Input[Dataset],
+    feature_names: str,
+    title: str,
+    alpha: float,
+    summary: Output[Markdown],
+    report: Output[HTML],
+    metrics: Output[Metrics],
+    unit_column: str = "",
 ) -> bool:
     """True when no skew or drift is found.
 

@@ -195,16 +195,12 @@ def validate_inputs(
         if array.ndim != 2:
             raise ValueError(f"{label} must be 2-D (rows, features), got shape {array.shape}")
         if array.shape[1] != len(names):
-            raise ValueError(
-                f"{label} has {array.shape[1]} feature columns but {len(names)} feature_names were given"
-            )
+            raise ValueError(f"{label} has {array.shape[1]} feature columns but {len(names)} feature_names were given")
         if array.shape[0] < MIN_ROWS:
             raise ValueError(f"{label} needs at least {MIN_ROWS} rows, got {array.shape[0]}")
         bad = ~np.isfinite(array).all(axis=0)
         if bad.any():
-            raise ValueError(
-                f"{label} contains NaN or inf in feature(s) {[n for n, b in zip(names, bad) if b]}"
-            )
+            raise ValueError(f"{label} contains NaN or inf in feature(s) {[n for n, b in zip(names, bad) if b]}")
         arrays.append(array)
     return arrays[0], arrays[1], names
 
@@ -320,7 +316,14 @@ def compare(
         )
     checks = _holm_checks(tests, thresholds.alpha) + descriptive
     return DriftReport(
-        names, ref_rows.shape[0], cur_rows.shape[0], ref.n_units, cur.n_units, unit_name, thresholds, checks,
+        names,
+        ref_rows.shape[0],
+        cur_rows.shape[0],
+        ref.n_units,
+        cur.n_units,
+        unit_name,
+        thresholds,
+        checks,
         tuple(notes),
     )
 
@@ -373,8 +376,13 @@ def _unit_feature_tests(
     coverage = float(np.mean((cur_rows >= low) & (cur_rows <= high)))
     sizes = f"{cur.size} current vs {ref.size} reference {unit_name}s"
     return [
-        _Test("ks_pvalue", features, float(ks.pvalue), f"KS statistic {ks.statistic:.3g} on {sizes}",
-              {"statistic": float(ks.statistic)}),
+        _Test(
+            "ks_pvalue",
+            features,
+            float(ks.pvalue),
+            f"KS statistic {ks.statistic:.3g} on {sizes}",
+            {"statistic": float(ks.statistic)},
+        ),
         _Test(
             "range_coverage",
             features,
@@ -455,17 +463,26 @@ def _varying_feature_tests(
     coverage = float(np.mean((cur_values >= low[0]) & (cur_values <= high[0])))
     how = f"p-value from {t.n_permutations} permutations of whole {unit_name}s"
     return [
-        _Test("ks_pvalue", features, _permutation_pvalue(ks),
-              f"KS statistic {ks[0]:.3g} on all rows of {cur.n_units} current vs {ref.n_units} "
-              f"reference {unit_name}s ({how})", {"statistic": float(ks[0])}),
+        _Test(
+            "ks_pvalue",
+            features,
+            _permutation_pvalue(ks),
+            f"KS statistic {ks[0]:.3g} on all rows of {cur.n_units} current vs {ref.n_units} "
+            f"reference {unit_name}s ({how})",
+            {"statistic": float(ks[0])},
+        ),
         _Test(
             "range_coverage",
             features,
             _permutation_pvalue(outside.astype(float)),
             f"{100 * (1 - coverage):.3g}% of current rows lie outside the reference range "
             f"[{low[0]:.6g}, {high[0]:.6g}] ({outside[0]} of {cur.n_units} current {unit_name}s; {how})",
-            {"reference_min": float(low[0]), "reference_max": float(high[0]), "coverage": coverage,
-             "units_outside": float(outside[0])},
+            {
+                "reference_min": float(low[0]),
+                "reference_max": float(high[0]),
+                "coverage": coverage,
+                "units_outside": float(outside[0]),
+            },
             ("coverage", coverage, t.range_coverage, False),
         ),
     ]
@@ -489,16 +506,27 @@ def _effect_sizes(name: str, ref: np.ndarray, cur: np.ndarray, t: DriftThreshold
     psi = _psi(ref_share, cur_share)
     js = float(jensenshannon(ref_share, cur_share, base=2))
     measures = [
-        ("wasserstein_normed", wasserstein / scale, t.wasserstein_normed,
-         f"Wasserstein distance {wasserstein:.3g} = {wasserstein / scale:.3g} reference std",
-         {"distance": wasserstein, "reference_std": scale}),
+        (
+            "wasserstein_normed",
+            wasserstein / scale,
+            t.wasserstein_normed,
+            f"Wasserstein distance {wasserstein:.3g} = {wasserstein / scale:.3g} reference std",
+            {"distance": wasserstein, "reference_std": scale},
+        ),
         ("psi", psi, t.psi, f"PSI over reference deciles {psi:.3g}", {}),
         ("js_distance", js, t.js_distance, f"Jensen-Shannon distance {js:.3g}", {}),
     ]
     return [
         Check(
-            check, features, value, limit, False, value < limit, f"descriptive; large from {limit:g}",
-            f"{name}: {text} ({'large' if value >= limit else 'small'} by the {limit:g} convention)", details,
+            check,
+            features,
+            value,
+            limit,
+            False,
+            value < limit,
+            f"descriptive; large from {limit:g}",
+            f"{name}: {text} ({'large' if value >= limit else 'small'} by the {limit:g} convention)",
+            details,
         )
         for check, value, limit, text, details in measures
     ]

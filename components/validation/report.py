@@ -32,8 +32,16 @@ def render_markdown(
 ) -> str:
     """Verdict and reasons first, so a reader sees why before the full table."""
     ref, cur, names = _inputs(report, reference, current, feature_names)
-    lines = [f"# {_md(title)}", "", f"**{_verdict(report)}**", "", _sizes(report), "",
-             f"Error control: {_md(report.error_control)}.", ""]
+    lines = [
+        f"# {_md(title)}",
+        "",
+        f"**{_verdict(report)}**",
+        "",
+        _sizes(report),
+        "",
+        f"Error control: {_md(report.error_control)}.",
+        "",
+    ]
     lines += [f"Note: {_md(note)}" for note in report.notes] + ([""] if report.notes else [])
     lines += ["## Why", ""]
     lines += [f"- {_md(r)}" for r in report.reasons] or ["Every check passed."]
@@ -53,8 +61,7 @@ def render_markdown(
         "",
         "## Features",
         "",
-        "| Feature | Reference mean ± std | Reference [min, max] "
-        "| Current mean ± std | Current [min, max] |",
+        "| Feature | Reference mean ± std | Reference [min, max] | Current mean ± std | Current [min, max] |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for j, name in enumerate(names):

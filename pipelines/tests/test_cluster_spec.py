@@ -17,11 +17,22 @@ from pipelines.registry import compiled_path, registry
 NAMES = list(registry())
 # Tasks that read the clock, the traffic log, the champion or the serving record, or deploy; and the
 # monitor's nested sum pipeline, which deploys.
-SIDE_EFFECTS = {"collect-traffic", "collect-served-queries", "evaluate-sum-model", "evaluate-three-body-model",
-                "deploy-model", "sum"}
+SIDE_EFFECTS = {
+    "collect-traffic",
+    "collect-served-queries",
+    "evaluate-sum-model",
+    "evaluate-three-body-model",
+    "deploy-model",
+    "sum",
+}
 # Tasks that talk to the object store or the cluster API: transient failures are retried.
-RETRIED = {"collect-traffic", "collect-served-queries", "evaluate-sum-model", "evaluate-three-body-model",
-           "deploy-model"}
+RETRIED = {
+    "collect-traffic",
+    "collect-served-queries",
+    "evaluate-sum-model",
+    "evaluate-three-body-model",
+    "deploy-model",
+}
 
 
 def documents(name: str) -> tuple[dict[str, Any], dict[str, Any]]:

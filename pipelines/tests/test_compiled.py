@@ -5,10 +5,17 @@ import yaml
 from pipelines import registry as cli
 from pipelines.store_access import STORE_SECRET
 
-STORE_TASKS = {"sum": {"evaluate-sum-model", "deploy-model"},
-               "three-body": {"evaluate-three-body-model", "deploy-model"},
-               "monitor": {"collect-traffic", "collect-served-queries", "evaluate-sum-model",
-                           "evaluate-three-body-model", "deploy-model"}}
+STORE_TASKS = {
+    "sum": {"evaluate-sum-model", "deploy-model"},
+    "three-body": {"evaluate-three-body-model", "deploy-model"},
+    "monitor": {
+        "collect-traffic",
+        "collect-served-queries",
+        "evaluate-sum-model",
+        "evaluate-three-body-model",
+        "deploy-model",
+    },
+}
 
 
 def test_compiled_pipelines_are_fresh(tmp_path):
@@ -23,8 +30,11 @@ def test_store_credentials_come_from_a_secret_reference_only():
         documents = list(yaml.safe_load_all(cli.compiled_path(name).read_text()))
         platform = next(d for d in documents if "platforms" in d)["platforms"]["kubernetes"]["deploymentSpec"]
         executors = platform["executors"]
-        with_secret = {executor.removeprefix("exec-") for executor, spec in executors.items()
-                       if any(s["secretName"] == STORE_SECRET for s in spec.get("secretAsEnv", []))}
+        with_secret = {
+            executor.removeprefix("exec-")
+            for executor, spec in executors.items()
+            if any(s["secretName"] == STORE_SECRET for s in spec.get("secretAsEnv", []))
+        }
         assert tasks <= {t.rsplit("-", 1)[0] if t[-1].isdigit() else t for t in with_secret}, (name, with_secret)
         text = cli.compiled_path(name).read_text()
         assert "AWS_SECRET_ACCESS_KEY" in text  # the key name in the Secret, never a value

@@ -21,14 +21,17 @@ def test_every_preset_passes_its_own_checks(preset):
     entry.validate(entry.params([], preset))
 
 
-@pytest.mark.parametrize("name, pairs, message", [
-    ("three-body", ["shard_size=0"], "shard_size"),
-    ("three-body", ["accelerator_count=-1"], "accelerator_count"),
-    ("three-body", ["schedule=linear"], "schedule"),
-    ("sum", ["canary_percent=100"], "canary_percent"),
-    ("sum", ["deploy_target=moon"], "deploy_target"),
-    ("monitor", ["drift_alpha=1.5"], "drift_alpha"),
-])
+@pytest.mark.parametrize(
+    "name, pairs, message",
+    [
+        ("three-body", ["shard_size=0"], "shard_size"),
+        ("three-body", ["accelerator_count=-1"], "accelerator_count"),
+        ("three-body", ["schedule=linear"], "schedule"),
+        ("sum", ["canary_percent=100"], "canary_percent"),
+        ("sum", ["deploy_target=moon"], "deploy_target"),
+        ("monitor", ["drift_alpha=1.5"], "drift_alpha"),
+    ],
+)
 def test_bad_values_are_named_before_any_work(name, pairs, message):
     entry = registry()[name]
     with pytest.raises(ValueError, match=message):

@@ -9,7 +9,8 @@ generator: one distribution, the article's equal pairs against uniform traffic, 
 traffic up to 12,000 against training up to 10,000. Each rate comes with its 95%
 Clopper-Pearson interval. The unit tests check the same rates on 20 seeds.
 
-    python tests/benchmarks/bench_drift_checks.py [--seeds 100] [--sum-training 20000] [--sum-current 5000] [--json out.json]
+    python tests/benchmarks/bench_drift_checks.py [--seeds 100] [--sum-training 20000] [--sum-current 5000]
+                                                  [--json out.json]
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from components.validation.tests.calibration import alarm_rate, sum_report, three_body_report  # noqa: E402
-from components.validation.drift import DriftReport  # noqa: E402
+from components.validation.drift import DriftReport
+from components.validation.tests.calibration import alarm_rate, sum_report, three_body_report
 
 
 def clopper_pearson(hits: int, runs: int) -> tuple[float, float]:
@@ -45,8 +46,12 @@ def main() -> None:
 
     cases: list[tuple[str, str, str, Callable[[int], DriftReport]]] = [
         ("three-body", "same", "false alarm", lambda seed: three_body_report("same", seed)),
-        ("three-body", "same, rows independent", "false alarm",
-         lambda seed: three_body_report("same", seed, by_simulation=False)),
+        (
+            "three-body",
+            "same, rows independent",
+            "false alarm",
+            lambda seed: three_body_report("same", seed, by_simulation=False),
+        ),
         ("three-body", "half-region", "detection", lambda seed: three_body_report("half-region", seed)),
     ] + [
         ("sum", case, kind, lambda seed, case=case: sum_report(case, seed, args.sum_training, args.sum_current))
@@ -60,13 +65,35 @@ def main() -> None:
         alarms, runs = alarm_rate(report, range(args.seeds))
         seconds = time.perf_counter() - started
         low, high = clopper_pearson(alarms, runs)
-        print(f"{problem:<11} {case:<24} {kind:<12} {alarms:>4}/{runs:<3} {alarms / runs:>6.2f}  "
-              f"[{low:.3f}, {high:.3f}]  {seconds:7.1f}", flush=True)
-        results.append({"problem": problem, "case": case, "rate_of": kind, "alarms": alarms, "runs": runs,
-                        "rate": alarms / runs, "interval_95": [low, high], "seconds": seconds})
+        print(
+            f"{problem:<11} {case:<24} {kind:<12} {alarms:>4}/{runs:<3} {alarms / runs:>6.2f}  "
+            f"[{low:.3f}, {high:.3f}]  {seconds:7.1f}",
+            flush=True,
+        )
+        results.append(
+            {
+                "problem": problem,
+                "case": case,
+                "rate_of": kind,
+                "alarms": alarms,
+                "runs": runs,
+                "rate": alarms / runs,
+                "interval_95": [low, high],
+                "seconds": seconds,
+            }
+        )
     if args.json:
-        args.json.write_text(json.dumps({"seeds": args.seeds, "sum_training": args.sum_training,
-                                         "sum_current": args.sum_current, "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "seeds": args.seeds,
+                    "sum_training": args.sum_training,
+                    "sum_current": args.sum_current,
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
         print(f"wrote {args.json}")
 
 

@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from components.registry import model_spec  # noqa: E402
-from components.three_body.simulate import sample_initial_x2  # noqa: E402
+from components.registry import model_spec
+from components.three_body.simulate import sample_initial_x2
 
 
 def main() -> None:
@@ -40,9 +40,11 @@ def main() -> None:
         started = time.perf_counter()
         result = labelling.label(queries)
         seconds = time.perf_counter() - started
-        print(f"t <= {t_max:g}: {len(queries)} queries, {result.computations} simulations in {seconds:.2f} s: "
-              f"{result.computations / seconds:.1f} simulations/s, {len(queries) / seconds:.0f} queries/s; "
-              f"{int((~result.labelled).sum())} queries not labelled (did not converge)")
+        print(
+            f"t <= {t_max:g}: {len(queries)} queries, {result.computations} simulations in {seconds:.2f} s: "
+            f"{result.computations / seconds:.1f} simulations/s, {len(queries) / seconds:.0f} queries/s; "
+            f"{int((~result.labelled).sum())} queries not labelled (did not converge)"
+        )
 
 
 if __name__ == "__main__":

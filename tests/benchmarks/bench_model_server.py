@@ -51,6 +51,7 @@ TARGET = 1.00  # of bare's throughput, with a p99 no worse than bare's, in every
 
 # ---------------------------------------------------------------- (b) the bare KServe server
 
+
 def serve_bare(port: int, grpc_port: int) -> None:
     """A kserve.Model that adds the two numbers with numpy, answering V1, V2 and gRPC like the project's."""
     import uuid
@@ -68,14 +69,18 @@ def serve_bare(port: int, grpc_port: int) -> None:
                 tensor = payload.inputs[0]
                 rows = tensor.as_numpy().astype(np.float64)  # JSON data or gRPC raw bytes
                 total = rows.sum(axis=1)
-                return InferResponse(response_id=payload.id or str(uuid.uuid4()), model_name=self.name,
-                                     infer_outputs=[InferOutput("sum", list(total.shape), "FP64", total.tolist())])
+                return InferResponse(
+                    response_id=payload.id or str(uuid.uuid4()),
+                    model_name=self.name,
+                    infer_outputs=[InferOutput("sum", list(total.shape), "FP64", total.tolist())],
+                )
             return {"predictions": np.asarray(payload["instances"], dtype=np.float64).sum(axis=1).tolist()}
 
     ModelServer(http_port=port, grpc_port=grpc_port, enable_grpc=True, workers=1).start([NumpySum()])
 
 
 # ---------------------------------------------------------------- services
+
 
 def pin_servers() -> set[int] | None:
     """Give the servers one core and keep this process (the load generator, the store) on the
@@ -109,11 +114,18 @@ def wait_live(url: str, process: subprocess.Popen, log: Path, timeout: float = 1
         time.sleep(0.3)
 
 
-def start_server(command: list[str], url: str, log: Path, env: dict[str, str],
-                 cores: set[int] | None = None) -> subprocess.Popen:
+def start_server(
+    command: list[str], url: str, log: Path, env: dict[str, str], cores: set[int] | None = None
+) -> subprocess.Popen:
     with log.open("ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                   preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+        )
     wait_live(url, process, log)
     return process
 
@@ -140,6 +152,7 @@ def train_sum_model(path: Path) -> Path:
 
 # ---------------------------------------------------------------- measuring
 
+
 def bodies(protocol: str, rows: int, count: int = 64, seed: int = 0) -> list[Any]:
     """(path, body) for v1 and v2; a serialized ModelInferRequest with raw tensor bytes for grpc."""
     rng = np.random.default_rng(seed)
@@ -149,14 +162,33 @@ def bodies(protocol: str, rows: int, count: int = 64, seed: int = 0) -> list[Any
         if protocol == "grpc":
             from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
-            made.append(pb.ModelInferRequest(model_name="sum", inputs=[
-                {"name": "pairs", "shape": [rows, 2], "datatype": "FP64"}],
-                raw_input_contents=[pairs.tobytes()]).SerializeToString())
+            made.append(
+                pb.ModelInferRequest(
+                    model_name="sum",
+                    inputs=[{"name": "pairs", "shape": [rows, 2], "datatype": "FP64"}],
+                    raw_input_contents=[pairs.tobytes()],
+                ).SerializeToString()
+            )
         elif protocol == "v1":
             made.append(("/v1/models/sum:predict", json.dumps({"instances": pairs.tolist()}).encode()))
         else:
-            made.append(("/v2/models/sum/infer", json.dumps({"inputs": [
-                {"name": "pairs", "shape": [rows, 2], "datatype": "FP64", "data": pairs.reshape(-1).tolist()}]}).encode()))
+            made.append(
+                (
+                    "/v2/models/sum/infer",
+                    json.dumps(
+                        {
+                            "inputs": [
+                                {
+                                    "name": "pairs",
+                                    "shape": [rows, 2],
+                                    "datatype": "FP64",
+                                    "data": pairs.reshape(-1).tolist(),
+                                }
+                            ]
+                        }
+                    ).encode(),
+                )
+            )
     return made
 
 
@@ -169,8 +201,17 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure_servers(urls: dict[str, dict[str, str]], pids: dict[str, int], protocol: str, rows: int, clients: int,
-                    seconds: float, rounds: int, warmup: float, settle: float) -> dict[str, dict[str, Any]]:
+def measure_servers(
+    urls: dict[str, dict[str, str]],
+    pids: dict[str, int],
+    protocol: str,
+    rows: int,
+    clients: int,
+    seconds: float,
+    rounds: int,
+    warmup: float,
+    settle: float,
+) -> dict[str, dict[str, Any]]:
     """Alternate the servers in `rounds` rounds (ABAB...) so that load from other processes on
     the machine falls on both alike; pool each server's requests and latencies over its rounds.
     After each round the project's server gets `settle` seconds to finish its background work
@@ -201,11 +242,20 @@ def measure_servers(urls: dict[str, dict[str, str]], pids: dict[str, int], proto
             total.seconds += result.seconds
             total.latencies += result.latencies
             total.error_samples += result.error_samples[:3]
-    return {name: {"requests": r.requests, "errors": r.errors, "seconds": round(r.seconds, 2),
-                   "server_cpu_ms_per_request": round(cpu[name] / r.requests * 1000, 3) if r.requests else None,
-                   "throughput_rps": round(r.throughput, 1), "rows_per_s": round(r.throughput * rows, 1),
-                   "p50_ms": round(r.percentile_ms(50), 2), "p99_ms": round(r.percentile_ms(99), 2),
-                   "error_samples": r.error_samples[:5]} for name, r in pooled.items()}
+    return {
+        name: {
+            "requests": r.requests,
+            "errors": r.errors,
+            "seconds": round(r.seconds, 2),
+            "server_cpu_ms_per_request": round(cpu[name] / r.requests * 1000, 3) if r.requests else None,
+            "throughput_rps": round(r.throughput, 1),
+            "rows_per_s": round(r.throughput * rows, 1),
+            "p50_ms": round(r.percentile_ms(50), 2),
+            "p99_ms": round(r.percentile_ms(99), 2),
+            "error_samples": r.error_samples[:5],
+        }
+        for name, r in pooled.items()
+    }
 
 
 def measure_floor(predict, rows: int, seconds: float) -> dict[str, Any]:
@@ -221,10 +271,15 @@ def measure_floor(predict, rows: int, seconds: float) -> dict[str, Any]:
         latencies.append(time.perf_counter() - t)
     elapsed = time.perf_counter() - started
     lat = np.asarray(latencies)
-    return {"requests": len(lat), "errors": 0, "seconds": round(elapsed, 2),
-            "throughput_rps": round(len(lat) / elapsed, 1), "rows_per_s": round(len(lat) * rows / elapsed, 1),
-            "p50_ms": round(float(np.percentile(lat, 50)) * 1000, 3),
-            "p99_ms": round(float(np.percentile(lat, 99)) * 1000, 3)}
+    return {
+        "requests": len(lat),
+        "errors": 0,
+        "seconds": round(elapsed, 2),
+        "throughput_rps": round(len(lat) / elapsed, 1),
+        "rows_per_s": round(len(lat) * rows / elapsed, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)) * 1000, 3),
+        "p99_ms": round(float(np.percentile(lat, 99)) * 1000, 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,11 +291,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--rows", default="1,100", help="rows per request, comma-separated")
     parser.add_argument("--protocols", default="v1,v2,grpc", help="some of v1,v2,grpc")
-    parser.add_argument("--no-pin", dest="pin", action="store_false",
-                        help="do not pin the servers to one core and the load generator to the others")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin the servers to one core and the load generator to the others",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--require-target", action="store_true",
-                        help="exit with 1 when the project's server misses the target (always on request errors)")
+    parser.add_argument(
+        "--require-target",
+        action="store_true",
+        help="exit with 1 when the project's server misses the target (always on request errors)",
+    )
     parser.add_argument("--serve-bare", type=int, nargs=2, metavar=("PORT", "GRPC_PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_bare:
@@ -269,8 +331,13 @@ def main(argv: list[str] | None = None) -> int:
             store_process.wait(timeout=30)
     else:
         raise RuntimeError(f"the benchmark's object store did not start: see {work / 'weed.log'}")
-    env = {**os.environ, "MINIO_ENDPOINT": config.endpoint, "MINIO_ACCESS_KEY": config.access_key,
-           "MINIO_SECRET_KEY": config.secret_key, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "MINIO_ENDPOINT": config.endpoint,
+        "MINIO_ACCESS_KEY": config.access_key,
+        "MINIO_SECRET_KEY": config.secret_key,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     os.environ.update(env)
     results: list[dict[str, Any]] = []
     processes: list[subprocess.Popen] = []
@@ -280,29 +347,48 @@ def main(argv: list[str] | None = None) -> int:
 
         commands = {
             "project": lambda port, grpc_port: [
-                sys.executable, "-m", "components.serving", "--http-port", str(port), "--grpc-port", str(grpc_port),
-                "--models", "sum", "--cache-dir", str(work / "cache")],
-            "bare": lambda port, grpc_port: [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(port),
-                                             str(grpc_port)],
+                sys.executable,
+                "-m",
+                "components.serving",
+                "--http-port",
+                str(port),
+                "--grpc-port",
+                str(grpc_port),
+                "--models",
+                "sum",
+                "--cache-dir",
+                str(work / "cache"),
+            ],
+            "bare": lambda port, grpc_port: [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--serve-bare",
+                str(port),
+                str(grpc_port),
+            ],
         }
         urls: dict[str, dict[str, str]] = {}
         pids: dict[str, int] = {}
         for name, command in commands.items():
             port, grpc_port = free_port(), free_port()
             urls[name] = {"http": f"http://127.0.0.1:{port}", "grpc": f"127.0.0.1:{grpc_port}"}
-            processes.append(start_server(command(port, grpc_port), urls[name]["http"], work / f"{name}.log", env,
-                                          server_cores))
+            processes.append(
+                start_server(command(port, grpc_port), urls[name]["http"], work / f"{name}.log", env, server_cores)
+            )
             pids[name] = processes[-1].pid
         deploy(ObjectStore(config), model_dir, tiny_sum_card(), "local", urls["project"]["http"])
         for protocol in protocols:
             for rows in row_counts:
-                print(f"  {protocol} {rows:4d} rows/request, {args.clients} clients, {args.seconds:.0f} s per server "
-                      f"in {args.rounds} alternating rounds ...", flush=True)
-                measured = measure_servers(urls, pids, protocol, rows, args.clients, args.seconds, args.rounds,
-                                           args.warmup, args.settle)
+                print(
+                    f"  {protocol} {rows:4d} rows/request, {args.clients} clients, {args.seconds:.0f} s per server "
+                    f"in {args.rounds} alternating rounds ...",
+                    flush=True,
+                )
+                measured = measure_servers(
+                    urls, pids, protocol, rows, args.clients, args.seconds, args.rounds, args.warmup, args.settle
+                )
                 for name, row in measured.items():
-                    results.append({"server": name, "protocol": protocol, "rows": rows, "clients": args.clients,
-                                    **row})
+                    results.append({"server": name, "protocol": protocol, "rows": rows, "clients": args.clients, **row})
         for process in processes:
             stop(process)
         from components.sum.model import load_predictor
@@ -310,8 +396,15 @@ def main(argv: list[str] | None = None) -> int:
         predict = load_predictor(model_dir)
         for rows in row_counts:
             print(f"  floor    {rows:4d} rows/call, in-process ...", flush=True)
-            results.append({"server": "floor", "protocol": "-", "rows": rows, "clients": 1,
-                            **measure_floor(predict, rows, min(args.seconds, 5.0))})
+            results.append(
+                {
+                    "server": "floor",
+                    "protocol": "-",
+                    "rows": rows,
+                    "clients": 1,
+                    **measure_floor(predict, rows, min(args.seconds, 5.0)),
+                }
+            )
     finally:
         for process in processes:
             stop(process)
@@ -319,12 +412,20 @@ def main(argv: list[str] | None = None) -> int:
         store_process.wait(timeout=30)
 
     print()
-    print(f"{'server':8s} {'proto':5s} {'rows':>4s} {'clients':>7s} {'req/s':>8s} {'rows/s':>9s} "
-          f"{'p50 ms':>7s} {'p99 ms':>7s} {'errors':>6s} {'cpu ms/req':>10s} {'vs bare':>8s} {'cpu vs bare':>11s}")
+    print(
+        f"{'server':8s} {'proto':5s} {'rows':>4s} {'clients':>7s} {'req/s':>8s} {'rows/s':>9s} "
+        f"{'p50 ms':>7s} {'p99 ms':>7s} {'errors':>6s} {'cpu ms/req':>10s} {'vs bare':>8s} {'cpu vs bare':>11s}"
+    )
     failed = False
     for row in results:
-        bare = next((r for r in results if r["server"] == "bare" and r["protocol"] == row["protocol"]
-                     and r["rows"] == row["rows"]), None)
+        bare = next(
+            (
+                r
+                for r in results
+                if r["server"] == "bare" and r["protocol"] == row["protocol"] and r["rows"] == row["rows"]
+            ),
+            None,
+        )
         ratio = cpu_ratio = None
         if bare and row["server"] == "project":
             ratio = row["throughput_rps"] / bare["throughput_rps"]
@@ -335,15 +436,21 @@ def main(argv: list[str] | None = None) -> int:
         if ratio is not None and (ratio < TARGET or row["p99_ms"] > bare["p99_ms"]):
             failed = True
         cpu = row.get("server_cpu_ms_per_request")
-        print(f"{row['server']:8s} {row['protocol']:5s} {row['rows']:4d} {row['clients']:7d} "
-              f"{row['throughput_rps']:8.0f} {row['rows_per_s']:9.0f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
-              f"{row['errors']:6d} {'' if cpu is None else f'{cpu:10.3f}':>10s} "
-              f"{'' if ratio is None else f'{ratio:7.0%}':>8s} {'' if cpu_ratio is None else f'{cpu_ratio:10.0%}':>11s}")
-    print(f"\ntarget: project >= {TARGET:.0%} of bare's throughput and p99 <= bare's at {args.clients} clients: "
-          f"{'MISSED' if failed else 'met'}")
-    print("cpu ms/req: the server process's CPU time (all threads) per request; 'cpu vs bare' is bare's over the\n"
-          "project's, the throughput ratio the two would have on equally free cores, steadier than req/s when\n"
-          "other processes share the machine.")
+        print(
+            f"{row['server']:8s} {row['protocol']:5s} {row['rows']:4d} {row['clients']:7d} "
+            f"{row['throughput_rps']:8.0f} {row['rows_per_s']:9.0f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
+            f"{row['errors']:6d} {'' if cpu is None else f'{cpu:10.3f}':>10s} "
+            f"{'' if ratio is None else f'{ratio:7.0%}':>8s} {'' if cpu_ratio is None else f'{cpu_ratio:10.0%}':>11s}"
+        )
+    print(
+        f"\ntarget: project >= {TARGET:.0%} of bare's throughput and p99 <= bare's at {args.clients} clients: "
+        f"{'MISSED' if failed else 'met'}"
+    )
+    print(
+        "cpu ms/req: the server process's CPU time (all threads) per request; 'cpu vs bare' is bare's over the\n"
+        "project's, the throughput ratio the two would have on equally free cores, steadier than req/s when\n"
+        "other processes share the machine."
+    )
     print("floor: load_predictor(path)(rows) in-process, one call after another")
     if args.json:
         args.json.write_text(json.dumps({"target": TARGET, "cpu_count": os.cpu_count(), "results": results}, indent=2))

@@ -92,8 +92,10 @@ def main() -> None:
         for function, task in sorted(measure(pipeline, args.param).items()):
             cpu = sum(task.cpu_seconds.values())
             wall = max(task.last_seen - task.first_seen, 0.1)
-            print(f"| {pipeline} | {function} | {task.peak_rss_mib:,.0f} | {cpu:.1f} | {wall:.1f} | {cpu / wall:.2f} |",
-                  flush=True)
+            print(
+                f"| {pipeline} | {function} | {task.peak_rss_mib:,.0f} | {cpu:.1f} | {wall:.1f} | {cpu / wall:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -51,11 +51,17 @@ def main() -> None:
         batch = np.repeat(queries, 5000 // len(queries) + 1, axis=0)[:5000]
         ann_batched = median_seconds(lambda: predict(batch), 5) / len(batch)
 
-    scipy_per_query = float(np.median([
-        median_seconds(lambda q=q: reference_solution(q[1:], max(q[0], 1 / 256), rtol=1e-11, atol=1e-11), 1)
-        for q in queries]))
-    vectorized_per_query = float(np.median([
-        median_seconds(lambda q=q: simulate(q[None, 1:], max(q[0], 1 / 256)), 1) for q in queries]))
+    scipy_per_query = float(
+        np.median(
+            [
+                median_seconds(lambda q=q: reference_solution(q[1:], max(q[0], 1 / 256), rtol=1e-11, atol=1e-11), 1)
+                for q in queries
+            ]
+        )
+    )
+    vectorized_per_query = float(
+        np.median([median_seconds(lambda q=q: simulate(q[None, 1:], max(q[0], 1 / 256)), 1) for q in queries])
+    )
 
     figures = {
         "ann_seconds_single": ann_single,
@@ -70,8 +76,10 @@ def main() -> None:
     print(f"{'ANN, batches of 5000':<44}{ann_batched:>20.3e}")
     print(f"{'scipy DOP853 rtol 1e-11, one simulation':<44}{scipy_per_query:>20.3e}")
     print(f"{'vectorized DOP853, one simulation':<44}{vectorized_per_query:>20.3e}")
-    print(f"ANN speed-up over scipy: {figures['speedup_single_vs_scipy']:,.0f}x single, "
-          f"{figures['speedup_batched_vs_scipy']:,.0f}x batched (Breen et al.: ~1e5 on average)")
+    print(
+        f"ANN speed-up over scipy: {figures['speedup_single_vs_scipy']:,.0f}x single, "
+        f"{figures['speedup_batched_vs_scipy']:,.0f}x batched (Breen et al.: ~1e5 on average)"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

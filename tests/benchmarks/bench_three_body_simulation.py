@@ -116,7 +116,8 @@ def _print_case(case: dict) -> None:
         f"accepted steps median {vector['median_accepted_steps']:.0f}, max {vector['max_accepted_steps']}"
     )
     print(
-        f"scipy DOP853 rtol=atol={scipy_run['rtol']:g}: {scipy_run['wall_seconds']:.1f} s for {scipy_run['sims']} sims; "
+        f"scipy DOP853 rtol=atol={scipy_run['rtol']:g}: {scipy_run['wall_seconds']:.1f} s "
+        f"for {scipy_run['sims']} sims; "
         f"throughput ratio {case['throughput_ratio']:.1f}x"
     )
     print(

@@ -48,8 +48,13 @@ def simulated_rows(simulations: int, seed: int, t_max: float, cache: Path) -> tu
     rows = dataset.to_rows(simulate(x2, t_max), x2)
     seconds = time.perf_counter() - started
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, inputs=rows.inputs.astype(np.float32), targets=rows.targets.astype(np.float32),
-             simulation=rows.simulation.astype(np.int32), seconds=seconds)
+    np.savez(
+        path,
+        inputs=rows.inputs.astype(np.float32),
+        targets=rows.targets.astype(np.float32),
+        simulation=rows.simulation.astype(np.int32),
+        seconds=seconds,
+    )
     return rows, seconds
 
 
@@ -76,17 +81,23 @@ def gate_spread(predicted: np.ndarray, rows: TrajectoryRows, gate_simulations: i
     early = rows.inputs[:, 0] <= T_PAPER
     per_simulation = np.array([errors[early & (rows.simulation == sim)].mean() for sim in np.unique(rows.simulation)])
     draws = np.random.default_rng(0).choice(per_simulation, (10_000, gate_simulations)).mean(axis=1)
-    return {"simulation_mae_median": float(np.median(per_simulation)), "simulation_mae_max": float(per_simulation.max()),
-            "gate_p50": float(np.median(draws)), "gate_p99": float(np.percentile(draws, 99)),
-            "gate_p999": float(np.percentile(draws, 99.9))}
+    return {
+        "simulation_mae_median": float(np.median(per_simulation)),
+        "simulation_mae_max": float(per_simulation.max()),
+        "gate_p50": float(np.median(draws)),
+        "gate_p99": float(np.percentile(draws, 99)),
+        "gate_p999": float(np.percentile(draws, 99.9)),
+    }
 
 
 def broken_baselines(rows: TrajectoryRows, training: TrajectoryRows) -> dict[str, float]:
     """MAE (t <= 3.9) of what a broken run predicts: the bodies never move, or the training mean."""
     early = rows.inputs[:, 0] <= T_PAPER
     at_rest = np.column_stack([np.ones(len(rows.inputs)), np.zeros(len(rows.inputs)), rows.inputs[:, 1:]])
-    return {"at_rest": float(np.abs(at_rest - rows.targets)[early].mean()),
-            "training_mean": float(np.abs(training.targets.mean(axis=0) - rows.targets)[early].mean())}
+    return {
+        "at_rest": float(np.abs(at_rest - rows.targets)[early].mean()),
+        "training_mean": float(np.abs(training.targets.mean(axis=0) - rows.targets)[early].mean()),
+    }
 
 
 def _value(text: str) -> float | int | str:
@@ -104,34 +115,54 @@ def run(name: str, seed: int, overrides: dict, test_simulations: int, cache: Pat
     rows, simulate_seconds = simulated_rows(int(params["simulations"]), seed, float(params["t_max"]), cache)
     train_ids, gate_ids = dataset.split_by_simulation(rows.simulation, float(params["validation_fraction"]), seed)
     test_rows, _ = simulated_rows(test_simulations, TEST_SEED_OFFSET + seed, float(params["t_max"]), cache)
-    print(f"preset {name} seed {seed}: {len(np.unique(rows.simulation))}/{params['simulations']} converged, "
-          f"{len(train_ids)} training simulations ({len(rows.subset(train_ids).inputs):,} rows), "
-          f"simulated in {simulate_seconds:.1f} s; load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"preset {name} seed {seed}: {len(np.unique(rows.simulation))}/{params['simulations']} converged, "
+        f"{len(train_ids)} training simulations ({len(rows.subset(train_ids).inputs):,} rows), "
+        f"simulated in {simulate_seconds:.1f} s; load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     print(f"config {config.as_dict()}", flush=True)
     curve: list[dict[str, float]] = []
 
     def record(progress: TrainingProgress) -> None:
         curve.append(asdict(progress))
-        print(f"epoch {progress.epoch:4d} {progress.seconds:7.1f} s  loss {progress.loss:.4f}  "
-              f"held-out MAE {progress.validation_mae:.4f}  lr {progress.learning_rate:.2e}", flush=True)
+        print(
+            f"epoch {progress.epoch:4d} {progress.seconds:7.1f} s  loss {progress.loss:.4f}  "
+            f"held-out MAE {progress.validation_mae:.4f}  lr {progress.learning_rate:.2e}",
+            flush=True,
+        )
 
     started = time.perf_counter()
     model = train_on_rows(rows.subset(train_ids), config, on_progress=record)
     train_seconds = time.perf_counter() - started
     gate_rows = rows.subset(gate_ids)
-    gate_predicted, test_predicted = (model.predict(r.inputs.astype(np.float32), batch_size=16384, verbose=0)
-                                      for r in (gate_rows, test_rows))
-    result = {"preset": name, "seed": seed, "params": params, "simulate_seconds": simulate_seconds,
-              "train_seconds": train_seconds, "curve": curve,
-              "gate_mae": held_out_mae(gate_predicted, gate_rows), "test_mae": held_out_mae(test_predicted, test_rows),
-              "gate_spread": gate_spread(test_predicted, test_rows, len(gate_ids)),
-              "broken_baselines": broken_baselines(test_rows, rows.subset(train_ids)),
-              "load_average": os.getloadavg()[0]}
-    print(f"trained in {train_seconds:.1f} s ({len(curve)} epochs); simulate + train {simulate_seconds + train_seconds:.1f} s")
+    gate_predicted, test_predicted = (
+        model.predict(r.inputs.astype(np.float32), batch_size=16384, verbose=0) for r in (gate_rows, test_rows)
+    )
+    result = {
+        "preset": name,
+        "seed": seed,
+        "params": params,
+        "simulate_seconds": simulate_seconds,
+        "train_seconds": train_seconds,
+        "curve": curve,
+        "gate_mae": held_out_mae(gate_predicted, gate_rows),
+        "test_mae": held_out_mae(test_predicted, test_rows),
+        "gate_spread": gate_spread(test_predicted, test_rows, len(gate_ids)),
+        "broken_baselines": broken_baselines(test_rows, rows.subset(train_ids)),
+        "load_average": os.getloadavg()[0],
+    }
+    print(
+        f"trained in {train_seconds:.1f} s ({len(curve)} epochs); "
+        f"simulate + train {simulate_seconds + train_seconds:.1f} s"
+    )
     for split in ("gate_mae", "test_mae"):
         print(f"{split}: " + "  ".join(f"{window} {mae:.4f}" for window, mae in result[split].items()))
-    print("test set per simulation (t <= 3.9): " + ", ".join(f"{k} {v:.4f}" for k, v in result["gate_spread"].items())
-          + f" (gate-sized draws of {len(gate_ids)} simulations)")
+    print(
+        "test set per simulation (t <= 3.9): "
+        + ", ".join(f"{k} {v:.4f}" for k, v in result["gate_spread"].items())
+        + f" (gate-sized draws of {len(gate_ids)} simulations)"
+    )
     print("broken runs score " + ", ".join(f"{k} {v:.3f}" for k, v in result["broken_baselines"].items()))
     return result
 

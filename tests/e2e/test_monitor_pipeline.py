@@ -42,9 +42,24 @@ def test_monitor_detects_skew_and_drift_then_retrains_a_better_model(store, mode
         time.sleep(0.5)
 
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "run", "monitor", "--param", f"server_url={model_server}",
-         "--param", "size=10000", "--param", "epochs=25", "--param", "window_minutes=10"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "run",
+            "monitor",
+            "--param",
+            f"server_url={model_server}",
+            "--param",
+            "size=10000",
+            "--param",
+            "epochs=25",
+            "--param",
+            "window_minutes=10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Drift detected" in result.stdout and "correlation" in result.stdout

@@ -30,8 +30,13 @@ pytestmark = pytest.mark.integration
 T_MAX = 1.0  # short orbits: a small network learns them in seconds on 2 cores
 SPLIT = -0.25  # trained only on x2x >= SPLIT; x2x < SPLIT is the unseen half
 CONFIG = ThreeBodyTrainingConfig(hidden_layers=3, units=64, learning_rate=3e-3, batch_size=256, epochs=30)
-RETRAIN = ["three_body_hidden_layers=3", "three_body_units=64", "three_body_learning_rate=0.003",
-           "three_body_batch_size=512", "epochs=30"]
+RETRAIN = [
+    "three_body_hidden_layers=3",
+    "three_body_units=64",
+    "three_body_learning_rate=0.003",
+    "three_body_batch_size=512",
+    "epochs=30",
+]
 
 
 def _rows(x2: np.ndarray) -> dataset.TrajectoryRows:
@@ -67,8 +72,9 @@ def half_trained_three_body_served(store, model_server, tmp_path):
     return version, heldout_mae
 
 
-def test_monitor_measures_live_mae_and_retrains_where_the_model_is_weak(store, model_server,
-                                                                         half_trained_three_body_served):
+def test_monitor_measures_live_mae_and_retrains_where_the_model_is_weak(
+    store, model_server, half_trained_three_body_served
+):
     version, heldout_mae = half_trained_three_body_served
     traffic = _queries(sample_initial_x2(80, 5), 5, 0)  # the whole region
     for batch in np.array_split(traffic, 8):
@@ -78,12 +84,24 @@ def test_monitor_measures_live_mae_and_retrains_where_the_model_is_weak(store, m
         assert time.monotonic() < deadline, "traffic was not logged"
         time.sleep(0.5)
 
-    params = ["model=three-body", f"server_url={model_server}", "window_minutes=10", "sample_size=300",
-              f"t_max={T_MAX}", "new_simulations=80", "mae_tolerance=0.25", "max_mae=0.5", *RETRAIN]
+    params = [
+        "model=three-body",
+        f"server_url={model_server}",
+        "window_minutes=10",
+        "sample_size=300",
+        f"t_max={T_MAX}",
+        "new_simulations=80",
+        "mae_tolerance=0.25",
+        "max_mae=0.5",
+        *RETRAIN,
+    ]
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "pipelines", "run", "monitor",
-                             *[arg for p in params for arg in ("--param", p)]],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "monitor", *[arg for p in params for arg in ("--param", p)]],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     print(result.stdout, f"\nmonitor run: {time.monotonic() - started:.0f} s")
     live = float(re.search(r"^live MAE: (\S+)$", result.stdout, re.M).group(1))
@@ -108,6 +126,8 @@ def test_monitor_measures_live_mae_and_retrains_where_the_model_is_weak(store, m
     answered = predict_v1(model_server, "three-body", fresh.tolist())
     assert answered["model_version"] == new_version
     after_unseen = _live_mae(fresh, np.asarray(answered["predictions"]))
-    print(f"held-out MAE {heldout_mae:.4f}; live MAE {live:.4f}; unseen half before {before_unseen:.4f}, "
-          f"after {after_unseen:.4f}")
+    print(
+        f"held-out MAE {heldout_mae:.4f}; live MAE {live:.4f}; unseen half before {before_unseen:.4f}, "
+        f"after {after_unseen:.4f}"
+    )
     assert after_unseen * 2 <= before_unseen, (after_unseen, before_unseen)

@@ -24,18 +24,22 @@ def run(model_server, overrides):
     return params, cli.run_locally("sum", params)
 
 
-@pytest.mark.parametrize("param, message", [
-    ("size=-5", "size must be positive"),
-    ("recipe=gaussian", "unknown recipe"),
-    ("low=20000", "low < high"),
-    ("max_relative_mae=0", "max_relative_mae must be positive"),
-    ("epochs=two", "not a valid int"),
-    ("colour=red", "unknown parameter"),
-])
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        ("size=-5", "size must be positive"),
+        ("recipe=gaussian", "unknown recipe"),
+        ("low=20000", "low < high"),
+        ("max_relative_mae=0", "max_relative_mae must be positive"),
+        ("epochs=two", "not a valid int"),
+        ("colour=red", "unknown parameter"),
+    ],
+)
 def test_bad_parameters_fail_before_any_work(param, message, store, tmp_path):
     before = store.list_keys("models", "") if "models" in [b.name for b in store.client.list_buckets()] else []
-    result = subprocess.run([sys.executable, "-m", "pipelines", "run", "sum", "--param", param],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "sum", "--param", param], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and message in result.stderr
     after = store.list_keys("models", "") if before else []
     assert after == before

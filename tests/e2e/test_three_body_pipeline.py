@@ -12,7 +12,15 @@ from pipelines.registry import registry
 
 pytestmark = pytest.mark.integration
 
-SMALL = ["simulations=16", "validation_fraction=0.25", "shard_size=6", "epochs=3", "batch_size=256", "t_max=1.0", "max_mae=10"]
+SMALL = [
+    "simulations=16",
+    "validation_fraction=0.25",
+    "shard_size=6",
+    "epochs=3",
+    "batch_size=256",
+    "t_max=1.0",
+    "max_mae=10",
+]
 
 
 def test_three_body_pipeline_simulates_trains_evaluates_and_serves(model_server):
@@ -24,8 +32,15 @@ def test_three_body_pipeline_simulates_trains_evaluates_and_serves(model_server)
     statistics = run.artifact_metadata("gather-three-body-simulations", "statistics")
     assert statistics["simulations"] == 16 and statistics["shards"] == 3  # ParallelFor over 3 shards, gathered
     metrics = run.task_outputs("evaluate-three-body-model")["artifacts"]["metrics"]["artifacts"][0]
-    for key in ("mae", "simulation_mae_p90", "energy_error_median", "ann_seconds_single", "integrator_seconds",
-                "speedup_single", "speedup_batched"):
+    for key in (
+        "mae",
+        "simulation_mae_p90",
+        "energy_error_median",
+        "ann_seconds_single",
+        "integrator_seconds",
+        "speedup_single",
+        "speedup_batched",
+    ):
         assert key in metrics["metadata"], key
     version = run.task_outputs("deploy-model")["parameterValues"]["Output"]
     assert served_version(model_server, "three-body") == version
@@ -42,9 +57,14 @@ def test_three_body_pipeline_simulates_trains_evaluates_and_serves(model_server)
     assert "held-out MAE" in entry.summarize(params, run)
 
 
-@pytest.mark.parametrize("param, message", [
-    ("t_max=0", "t_max"), ("simulations=1", "at least 2"), ("validation_fraction=1.5", "validation_fraction"),
-])
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        ("t_max=0", "t_max"),
+        ("simulations=1", "at least 2"),
+        ("validation_fraction=1.5", "validation_fraction"),
+    ],
+)
 def test_bad_three_body_parameters_are_named(param, message):
     entry = registry()["three-body"]
     with pytest.raises(ValueError, match=message):

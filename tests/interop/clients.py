@@ -89,6 +89,7 @@ def bad_requests(expected: Expected) -> list[tuple[str, str, str, np.ndarray, st
 
 # ---------------------------------------------------------------- tritonclient
 
+
 def triton_http(expected: Expected, checks: Checks, binary: bool) -> None:
     import tritonclient.http as client_module
 
@@ -123,10 +124,13 @@ def triton(module: Any, client: Any, expected: Expected, checks: Checks, binary:
                     outputs = None
                 else:
                     tensor.set_data_from_numpy(rows, binary_data=binary)
-                    outputs = [module.InferRequestedOutput(model["output"], binary_data=binary),
-                               module.InferRequestedOutput("out_of_envelope", binary_data=binary)]
-                result = client.infer(name, [tensor], outputs=outputs,
-                                      model_version=model["version"] if versioned else "")
+                    outputs = [
+                        module.InferRequestedOutput(model["output"], binary_data=binary),
+                        module.InferRequestedOutput("out_of_envelope", binary_data=binary),
+                    ]
+                result = client.infer(
+                    name, [tensor], outputs=outputs, model_version=model["version"] if versioned else ""
+                )
                 response = result.get_response()
                 version = response.model_version if grpc else response["model_version"]
                 datatype = result.get_output(model["output"])
@@ -135,6 +139,7 @@ def triton(module: Any, client: Any, expected: Expected, checks: Checks, binary:
                 assert result.as_numpy("out_of_envelope").tolist() == model["flags"]
     for case, name, input_name, rows, datatype, version, says in bad_requests(expected):
         with checks.check(f"refused readably: {case}"):
+
             def call() -> Any:
                 tensor = module.InferInput(input_name, list(rows.shape), datatype)
                 if grpc:
@@ -142,10 +147,12 @@ def triton(module: Any, client: Any, expected: Expected, checks: Checks, binary:
                 else:
                     tensor.set_data_from_numpy(rows, binary_data=binary)
                 return client.infer(name, [tensor], model_version=version)
+
             expect_refusal(call, *says)
 
 
 # ---------------------------------------------------------------- KServe's own clients
+
 
 def kserve_request(name: str, input_name: str, rows: np.ndarray, datatype: str, binary: bool = False) -> Any:
     from kserve import InferInput, InferRequest
@@ -169,15 +176,19 @@ def kserve_rest(expected: Expected, checks: Checks) -> None:
             for binary in (False, True):
                 with checks.check(f"{name}: infer ({'binary' if binary else 'JSON'} tensors)"):
                     rows = np.asarray(model["rows"], dtype=np.float64)
-                    response = await client.infer(url, kserve_request(name, model["input"], rows, "FP64", binary),
-                                                  model_name=name)
+                    response = await client.infer(
+                        url, kserve_request(name, model["input"], rows, "FP64", binary), model_name=name
+                    )
                     output = next(o for o in response.outputs if o.name == model["output"])
                     # this client's InferResponse.from_bytes (kserve 0.21) drops the model_version it received
                     check_answer(model, output.as_numpy(), None, output.datatype)
             with checks.check(f"{name}: the answer names the version (as a dict)"):
                 rows = np.asarray(model["rows"], dtype=np.float64)
-                answer = await client.infer(f"{url}/v2/models/{name}/infer", kserve_request(
-                    name, model["input"], rows, "FP64").to_rest()[0], is_graph_endpoint=True)
+                answer = await client.infer(
+                    f"{url}/v2/models/{name}/infer",
+                    kserve_request(name, model["input"], rows, "FP64").to_rest()[0],
+                    is_graph_endpoint=True,
+                )
                 assert answer["model_version"] == model["version"], answer
         for case, name, input_name, rows, datatype, version, says in bad_requests(expected):
             if version:  # this client has no way to name a version
@@ -219,6 +230,7 @@ def kserve_grpc(expected: Expected, checks: Checks) -> None:
 
 # ---------------------------------------------------------------- raw HTTP
 
+
 def raw_http(expected: Expected, checks: Checks) -> None:
     parts = urlsplit(expected["http"])
 
@@ -231,8 +243,10 @@ def raw_http(expected: Expected, checks: Checks) -> None:
         finally:
             connection.close()
 
-    for headers_name, headers in (("with Content-Type", {"Content-Type": "application/json"}),
-                                  ("without any header", {})):
+    for headers_name, headers in (
+        ("with Content-Type", {"Content-Type": "application/json"}),
+        ("without any header", {}),
+    ):
         for name, model in expected["models"].items():
             rows = np.asarray(model["rows"], dtype=np.float64)
             with checks.check(f"{name}: V1 {headers_name}"):
@@ -240,8 +254,16 @@ def raw_http(expected: Expected, checks: Checks) -> None:
                 assert status == 200, (status, body)
                 check_answer(model, np.asarray(body["predictions"]), body["model_version"], "FP64")
             with checks.check(f"{name}: V2 {headers_name}"):
-                request = {"inputs": [{"name": model["input"], "shape": list(rows.shape), "datatype": "FP64",
-                                       "data": rows.ravel().tolist()}]}
+                request = {
+                    "inputs": [
+                        {
+                            "name": model["input"],
+                            "shape": list(rows.shape),
+                            "datatype": "FP64",
+                            "data": rows.ravel().tolist(),
+                        }
+                    ]
+                }
                 status, body = post(f"/v2/models/{name}/infer", request, headers)
                 assert status == 200, (status, body)
                 output = next(o for o in body["outputs"] if o["name"] == model["output"])
@@ -250,8 +272,16 @@ def raw_http(expected: Expected, checks: Checks) -> None:
         for case, name, input_name, rows, datatype, version, says in bad_requests(expected):
             with checks.check(f"refused readably {headers_name}: {case}"):
                 path = f"/v2/models/{name}/versions/{version}/infer" if version else f"/v2/models/{name}/infer"
-                request = {"inputs": [{"name": input_name, "shape": list(rows.shape), "datatype": datatype,
-                                       "data": rows.ravel().tolist()}]}
+                request = {
+                    "inputs": [
+                        {
+                            "name": input_name,
+                            "shape": list(rows.shape),
+                            "datatype": datatype,
+                            "data": rows.ravel().tolist(),
+                        }
+                    ]
+                }
                 status, body = post(path, request, headers)
                 assert 400 <= status < 500, (status, body)
                 assert any(word.lower() in body["error"].lower() for word in says), body

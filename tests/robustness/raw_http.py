@@ -10,8 +10,16 @@ from urllib.parse import urlsplit
 import pytest
 
 
-def send(url: str, method: str, path: str, body: bytes = b"", content_type: str | None = "application/json",
-         headers: dict[str, str] | None = None, chunked: bool = False, timeout: float = 30) -> tuple[int, Any]:
+def send(
+    url: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    content_type: str | None = "application/json",
+    headers: dict[str, str] | None = None,
+    chunked: bool = False,
+    timeout: float = 30,
+) -> tuple[int, Any]:
     """One request on a new connection: (status, decoded JSON body, or the text when not JSON)."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
@@ -25,7 +33,7 @@ def send(url: str, method: str, path: str, body: bytes = b"", content_type: str 
             connection.putheader("Transfer-Encoding", "chunked")
             connection.endheaders()
             for start in range(0, len(body), 64 * 1024):
-                piece = body[start:start + 64 * 1024]
+                piece = body[start : start + 64 * 1024]
                 connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
             connection.send(b"0\r\n\r\n")
         else:

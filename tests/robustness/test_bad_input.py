@@ -39,8 +39,12 @@ class Case:
 
 
 def v2(inputs=None, **extra) -> bytes:
-    body = {"inputs": [{"name": "pairs", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]
-            if inputs is None else inputs, **extra}
+    body = {
+        "inputs": [{"name": "pairs", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]
+        if inputs is None
+        else inputs,
+        **extra,
+    }
     return json.dumps(body).encode()
 
 
@@ -58,8 +62,14 @@ def tensor(**fields) -> dict:
 def binary_v2(name: str, header: dict, says: str, payload: bytes = b"", length: str | None = None) -> Case:
     """The V2 binary tensor extension: a JSON header, raw tensor bytes, the header's length in a header."""
     head = json.dumps(header).encode()
-    return Case(f"binary extension: {name}", head + payload, 400, says, content_type="application/octet-stream",
-                headers={"inference-header-content-length": length or str(len(head))})
+    return Case(
+        f"binary extension: {name}",
+        head + payload,
+        400,
+        says,
+        content_type="application/octet-stream",
+        headers={"inference-header-content-length": length or str(len(head))},
+    )
 
 
 HUGE_INT = "1" + "0" * 400  # valid JSON, too large for any float
@@ -70,13 +80,24 @@ V1_CASES = [
     Case("trailing garbage after the JSON", b'{"instances": [[1, 2]]} tail', 400, "after document"),
     Case("empty body", b"", 400, "empty"),
     Case("text/plain", b'{"instances": [[1, 2]]}', 415, "text/plain", content_type="text/plain"),
-    Case("form encoded", b"instances=1,2", 415, "x-www-form-urlencoded",
-         content_type="application/x-www-form-urlencoded"),
-    Case("multipart", b"--x\r\n\r\n1\r\n--x--", 415, "multipart/form-data",
-         content_type="multipart/form-data; boundary=x"),
+    Case(
+        "form encoded", b"instances=1,2", 415, "x-www-form-urlencoded", content_type="application/x-www-form-urlencoded"
+    ),
+    Case(
+        "multipart",
+        b"--x\r\n\r\n1\r\n--x--",
+        415,
+        "multipart/form-data",
+        content_type="multipart/form-data; boundary=x",
+    ),
     Case("binary garbage as JSON", bytes(range(256)) * 4, 400, "utf-8"),
-    Case("binary garbage as octet-stream", b"\x89PNG\r\n\x1a\n\x00\x00\xff", 400, "utf-8",
-         content_type="application/octet-stream"),
+    Case(
+        "binary garbage as octet-stream",
+        b"\x89PNG\r\n\x1a\n\x00\x00\xff",
+        400,
+        "utf-8",
+        content_type="application/octet-stream",
+    ),
     Case("UTF-16 JSON", '{"instances": [[1, 2]]}'.encode("utf-16"), 400, "utf-8"),
     Case("a number instead of an object", b"5", 400, "JSON object"),
     Case("a list instead of an object", b"[[1, 2]]", 400, "JSON object"),
@@ -106,16 +127,32 @@ V1_CASES = [
     Case("arrays nested 100,000 deep", b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "depth"),
     Case("unknown model", b'{"instances": [[1, 2]]}', 404, "nope", path="/v1/models/nope:predict"),
     Case("unknown action", b'{"instances": [[1, 2]]}', 404, ":frobnicate", path="/v1/models/sum:frobnicate"),
-    Case("explain without an explainer", b'{"instances": [[1, 2]]}', 404, "explainer",
-         path="/v1/models/sum:explain"),
+    Case("explain without an explainer", b'{"instances": [[1, 2]]}', 404, "explainer", path="/v1/models/sum:explain"),
     Case("GET instead of POST", b"", 405, "POST", method="GET", content_type=None),
     Case("PUT instead of POST", b'{"instances": [[1, 2]]}', 405, "POST", method="PUT"),
-    Case("binary CloudEvent with a broken body", b"\xff\xfe", 400, "decode",
-         content_type="application/cloudevents+json", headers=CLOUDEVENT),
-    Case("binary CloudEvent that is not an object", b"5", 400, "decode",
-         content_type="application/cloudevents+json", headers=CLOUDEVENT),
-    Case("CloudEvent of an unknown spec version", b'{"instances": [[1, 2]]}', 400, "specversion",
-         headers={**CLOUDEVENT, "ce-specversion": "0.1"}),
+    Case(
+        "binary CloudEvent with a broken body",
+        b"\xff\xfe",
+        400,
+        "decode",
+        content_type="application/cloudevents+json",
+        headers=CLOUDEVENT,
+    ),
+    Case(
+        "binary CloudEvent that is not an object",
+        b"5",
+        400,
+        "decode",
+        content_type="application/cloudevents+json",
+        headers=CLOUDEVENT,
+    ),
+    Case(
+        "CloudEvent of an unknown spec version",
+        b'{"instances": [[1, 2]]}',
+        400,
+        "specversion",
+        headers={**CLOUDEVENT, "ce-specversion": "0.1"},
+    ),
 ]
 
 V2_CASES = [
@@ -124,8 +161,13 @@ V2_CASES = [
     Case("empty body", b"", 400, "body: field required"),
     Case("text/plain", v2(), 415, "text/plain", content_type="text/plain"),
     Case("XML", v2(), 415, "application/xml", content_type="application/xml"),
-    Case("octet-stream without the binary header length", v2(), 400, "inference-header-content-length",
-         content_type="application/octet-stream"),
+    Case(
+        "octet-stream without the binary header length",
+        v2(),
+        400,
+        "inference-header-content-length",
+        content_type="application/octet-stream",
+    ),
     Case("binary garbage as JSON", bytes(range(256)) * 4, 400, "not valid JSON"),
     Case("a number instead of an object", b"5", 400, "dictionary"),
     Case("a list instead of an object", b"[1, 2]", 400, "dictionary"),
@@ -161,8 +203,7 @@ V2_CASES = [
     Case("a boolean", v2([tensor(data=[True, 2])]), 400, "not a number"),
     Case("rows nested wrong", v2([tensor(data=[[[1], [2]]])]), 400, "row of 2 numbers"),
     Case("arrays nested 900 deep", raw_data(b"[" * 900 + b"1" + b"]" * 900), 400, "row of 2"),
-    Case("arrays nested 100,000 deep", raw_data(b"[" * 100_000 + b"]" * 100_000), 400,
-         "RecursionError"),
+    Case("arrays nested 100,000 deep", raw_data(b"[" * 100_000 + b"]" * 100_000), 400, "RecursionError"),
     Case("unknown model", v2(), 404, "nope", path="/v2/models/nope/infer"),
     Case("version that is not served", v2(), 404, "not served", path="/v2/models/sum/versions/1/infer"),
     Case("GET instead of POST", b"", 405, "POST", method="GET", content_type=None),
@@ -172,22 +213,27 @@ V2_CASES = [
     binary_v2("header length not a number", {"inputs": []}, "decode", length="ten"),
     binary_v2("header without inputs", {"id": "1"}, "inputs"),
     binary_v2("inputs that are not objects", {"inputs": [5]}, "decode"),
-    binary_v2("fewer tensor bytes than the shape needs",
-              {"inputs": [{"name": "pairs", "shape": [2, 2], "datatype": "FP64", "parameters": {"binary_data_size": 16}}]},
-              "decode", np.ones(2).tobytes()),
+    binary_v2(
+        "fewer tensor bytes than the shape needs",
+        {"inputs": [{"name": "pairs", "shape": [2, 2], "datatype": "FP64", "parameters": {"binary_data_size": 16}}]},
+        "decode",
+        np.ones(2).tobytes(),
+    ),
 ]
 
 
 def run_cases(url: str, default_path: str, cases: list[Case]) -> tuple[list[str], Counter]:
     failures, statuses = [], Counter()
     for case in cases:
-        status, answer = send(url, case.method, case.path or default_path, case.body, case.content_type,
-                              case.headers, case.chunked)
+        status, answer = send(
+            url, case.method, case.path or default_path, case.body, case.content_type, case.headers, case.chunked
+        )
         statuses[status] += 1
         message = answer.get("error", "") if isinstance(answer, dict) else str(answer)
         if status != case.status or case.says.lower() not in str(message).lower():
-            failures.append(f"{case.name}: expected {case.status} mentioning {case.says!r}, "
-                            f"got {status} {str(answer)[:300]}")
+            failures.append(
+                f"{case.name}: expected {case.status} mentioning {case.says!r}, got {status} {str(answer)[:300]}"
+            )
         if not is_ready(url):
             failures.append(f"{case.name}: the server is no longer ready")
             break
@@ -199,9 +245,12 @@ def test_bad_input_gets_a_4xx_naming_the_problem(model_server, deployed_sum, req
     assert len(cases) >= 30
     failures, statuses = run_cases(model_server, path, cases)
     server_errors = sum(n for status, n in statuses.items() if status >= 500)
-    report(request, f"bad input {protocol}: {len(cases)} cases, {len(cases) - len(failures)} answered as "
-                           f"expected, {server_errors} 5xx, statuses {dict(sorted(statuses.items()))}, "
-                           f"server ready after each")
+    report(
+        request,
+        f"bad input {protocol}: {len(cases)} cases, {len(cases) - len(failures)} answered as "
+        f"expected, {server_errors} 5xx, statuses {dict(sorted(statuses.items()))}, "
+        f"server ready after each",
+    )
     assert not failures, "\n".join(failures)
     assert server_errors == 0
 
@@ -219,8 +268,13 @@ def test_good_requests_still_work_after_the_bad_ones(model_server, deployed_sum)
     status, answer = send(model_server, "POST", V2, v2(), content_type=None)
     assert status == 200 and answer["outputs"][0]["shape"] == [1], answer
     # the served version by its own versioned path, and charset parameters in the content type
-    status, body = send(model_server, "POST", f"/v2/models/sum/versions/{body['model_version']}/infer", v2(),
-                        content_type="application/json; charset=utf-8")
+    status, body = send(
+        model_server,
+        "POST",
+        f"/v2/models/sum/versions/{body['model_version']}/infer",
+        v2(),
+        content_type="application/json; charset=utf-8",
+    )
     assert status == 200, body
 
 
@@ -234,13 +288,15 @@ THREE_BODY_CASES = [
 
 def test_three_body_bad_input_lightly(model_server, deployed_three_body, request):
     failures, statuses = run_cases(model_server, "/v1/models/three-body:predict", THREE_BODY_CASES)
-    v2_status, v2_answer = send(model_server, "POST", "/v2/models/three-body/infer",
-                                v2([tensor(name="queries", shape=[1, 2])]))
+    v2_status, v2_answer = send(
+        model_server, "POST", "/v2/models/three-body/infer", v2([tensor(name="queries", shape=[1, 2])])
+    )
     statuses[v2_status] += 1
     if v2_status != 400 or "shape" not in v2_answer.get("error", ""):
         failures.append(f"V2 two columns: got {v2_status} {v2_answer}")
-    report(request, f"bad input three-body: {len(THREE_BODY_CASES) + 1} cases, statuses "
-                           f"{dict(sorted(statuses.items()))}")
+    report(
+        request, f"bad input three-body: {len(THREE_BODY_CASES) + 1} cases, statuses {dict(sorted(statuses.items()))}"
+    )
     assert not failures, "\n".join(failures)
     status, body = send(model_server, "POST", "/v1/models/three-body:predict", b'{"instances": [[1.0, -0.2, 0.5]]}')
     assert status == 200 and np.asarray(body["predictions"]).shape == (1, 6)
@@ -263,13 +319,28 @@ def test_a_pickle_is_never_unpickled(model_server, deployed_sum, tmp_path):
 
     marker = tmp_path / "unpickled"
     payload = pickle.dumps(_CreatesAFileWhenUnpickled(str(marker)))
-    attempts = [(V1, payload, "application/octet-stream", {}), (V1, payload, "application/json", {}),
-                (V1, payload, "application/cloudevents+json", CLOUDEVENT), (V2, payload, "application/json", {})]
+    attempts = [
+        (V1, payload, "application/octet-stream", {}),
+        (V1, payload, "application/json", {}),
+        (V1, payload, "application/cloudevents+json", CLOUDEVENT),
+        (V2, payload, "application/json", {}),
+    ]
     for datatype in ("FP64", "BYTES"):
-        header = json.dumps({"inputs": [{"name": "pairs", "shape": [1, 2], "datatype": datatype,
-                                         "parameters": {"binary_data_size": len(payload)}}]}).encode()
-        attempts.append((V2, header + payload, "application/octet-stream",
-                         {"inference-header-content-length": str(len(header))}))
+        header = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "pairs",
+                        "shape": [1, 2],
+                        "datatype": datatype,
+                        "parameters": {"binary_data_size": len(payload)},
+                    }
+                ]
+            }
+        ).encode()
+        attempts.append(
+            (V2, header + payload, "application/octet-stream", {"inference-header-content-length": str(len(header))})
+        )
     for path, body, content_type, headers in attempts:
         status, answer = send(model_server, "POST", path, body, content_type, headers)
         assert 400 <= status < 500, (path, content_type, status, answer)

@@ -71,29 +71,46 @@ CASES = [
     Case("negative shape", infer(tensor(shape=[-1, 2])), INVALID, "at least one row"),
     Case("empty batch", infer(tensor({"fp64_contents": []}, shape=[0, 2])), INVALID, "empty"),
     Case("no data", infer(tensor({})), INVALID, "values but shape"),
-    Case("oversized batch", infer(tensor({"fp64_contents": [1.0] * 20_002}, shape=[10_001, 2])), INVALID,
-         "limit of 10000"),
+    Case(
+        "oversized batch",
+        infer(tensor({"fp64_contents": [1.0] * 20_002}, shape=[10_001, 2])),
+        INVALID,
+        "limit of 10000",
+    ),
     Case("NaN", infer(tensor({"fp64_contents": [float("nan"), 2]})), INVALID, "nan"),
     Case("Infinity", infer(tensor({"fp64_contents": [1, float("inf")]})), INVALID, "inf"),
     Case("beyond float32", infer(tensor({"fp64_contents": [1e39, 2]})), INVALID, "float32"),
     Case("FP32 NaN", infer(tensor({"fp32_contents": [float("nan"), 2]}, datatype="FP32")), INVALID, "nan"),
-    Case("data in the wrong contents field", infer(tensor({"fp32_contents": [1, 2]})), INVALID,
-         "values but shape"),
-    Case("raw bytes too few for the shape", raw(np.ones(3).tobytes(), shape=[2, 2]), INVALID,
-         "raw_input_contents"),
+    Case("data in the wrong contents field", infer(tensor({"fp32_contents": [1, 2]})), INVALID, "values but shape"),
+    Case("raw bytes too few for the shape", raw(np.ones(3).tobytes(), shape=[2, 2]), INVALID, "raw_input_contents"),
     Case("raw bytes not a whole number of values", raw(b"\x00" * 13), INVALID, "raw_input_contents"),
     Case("raw NaN", raw(np.array([np.nan, 1.0]).tobytes()), INVALID, "nan"),
     Case("raw contents for two inputs given one", raw(np.ones(2).tobytes(), count=2), INVALID, "does not match"),
-    Case("raw contents and tensor contents both", pb.ModelInferRequest(
-        model_name="sum", inputs=[tensor()], raw_input_contents=[np.ones(2).tobytes()]), INVALID, "contents"),
+    Case(
+        "raw contents and tensor contents both",
+        pb.ModelInferRequest(model_name="sum", inputs=[tensor()], raw_input_contents=[np.ones(2).tobytes()]),
+        INVALID,
+        "contents",
+    ),
     Case("unknown requested output", infer(tensor(), outputs=[{"name": "product"}]), INVALID, "unknown output"),
-    Case("message over the size limit", infer(tensor({"fp64_contents": [1.5] * (LIMIT // 8 + 2)},
-                                                     shape=[LIMIT // 16 + 1, 2])),
-         grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than max"),
-    Case("bytes that are not a protobuf message", b"\xff\xff\xff\xff garbage", INVALID,
-         "does not parse as a inference.ModelInferRequest"),
-    Case("three-body: two columns", infer(tensor({"fp64_contents": [1, 2]}, name="queries"), model="three-body"),
-         INVALID, "shape"),
+    Case(
+        "message over the size limit",
+        infer(tensor({"fp64_contents": [1.5] * (LIMIT // 8 + 2)}, shape=[LIMIT // 16 + 1, 2])),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "larger than max",
+    ),
+    Case(
+        "bytes that are not a protobuf message",
+        b"\xff\xff\xff\xff garbage",
+        INVALID,
+        "does not parse as a inference.ModelInferRequest",
+    ),
+    Case(
+        "three-body: two columns",
+        infer(tensor({"fp64_contents": [1, 2]}, name="queries"), model="three-body"),
+        INVALID,
+        "shape",
+    ),
 ]
 
 
@@ -105,8 +122,11 @@ def channel(model_server_grpc):
 
 def send(channel: grpc.Channel, request: pb.ModelInferRequest | bytes) -> tuple[grpc.StatusCode, str]:
     serialize = None if isinstance(request, bytes) else pb.ModelInferRequest.SerializeToString
-    call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer", request_serializer=serialize,
-                               response_deserializer=pb.ModelInferResponse.FromString)
+    call = channel.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer",
+        request_serializer=serialize,
+        response_deserializer=pb.ModelInferResponse.FromString,
+    )
     try:
         call(request, timeout=30)
     except grpc.RpcError as error:
@@ -114,8 +134,9 @@ def send(channel: grpc.Channel, request: pb.ModelInferRequest | bytes) -> tuple[
     return grpc.StatusCode.OK, ""
 
 
-def test_bad_input_over_grpc_gets_a_client_status_naming_the_problem(channel, deployed_sum, deployed_three_body,
-                                                                     request):
+def test_bad_input_over_grpc_gets_a_client_status_naming_the_problem(
+    channel, deployed_sum, deployed_three_body, request
+):
     assert len(CASES) >= 30
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
     failures, codes = [], Counter()
@@ -123,25 +144,31 @@ def test_bad_input_over_grpc_gets_a_client_status_naming_the_problem(channel, de
         code, details = send(channel, case.request)
         codes[code.name] += 1
         if code != case.code or case.says.lower() not in details.lower():
-            failures.append(f"{case.name}: expected {case.code.name} mentioning {case.says!r}, got {code.name} "
-                            f"{details[:300]!r}")
+            failures.append(
+                f"{case.name}: expected {case.code.name} mentioning {case.says!r}, got {code.name} {details[:300]!r}"
+            )
         if not stub.ModelReady(pb.ModelReadyRequest(name="sum")).ready:
             failures.append(f"{case.name}: the server is no longer ready")
             break
     server_faults = sum(n for name, n in codes.items() if name in ("UNKNOWN", "INTERNAL"))
-    report(request, f"bad input gRPC: {len(CASES)} cases, {len(CASES) - len(failures)} answered as expected, "
-                    f"codes {dict(sorted(codes.items()))}, server ready after each")
+    report(
+        request,
+        f"bad input gRPC: {len(CASES)} cases, {len(CASES) - len(failures)} answered as expected, "
+        f"codes {dict(sorted(codes.items()))}, server ready after each",
+    )
     assert not failures, "\n".join(failures)
     assert server_faults == 0
 
 
 def test_model_calls_for_unknown_models_and_versions_are_not_found(channel, deployed_sum):
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
-    calls = [(stub.ModelReady, pb.ModelReadyRequest(name="nope"), "nope"),
-             (stub.ModelMetadata, pb.ModelMetadataRequest(name="nope"), "nope"),
-             (stub.ModelMetadata, pb.ModelMetadataRequest(name="sum", version="1"), "not served"),
-             (stub.ModelReady, pb.ModelReadyRequest(name="sum", version="1"), "not served"),
-             (stub.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="nope"), "nope")]
+    calls = [
+        (stub.ModelReady, pb.ModelReadyRequest(name="nope"), "nope"),
+        (stub.ModelMetadata, pb.ModelMetadataRequest(name="nope"), "nope"),
+        (stub.ModelMetadata, pb.ModelMetadataRequest(name="sum", version="1"), "not served"),
+        (stub.ModelReady, pb.ModelReadyRequest(name="sum", version="1"), "not served"),
+        (stub.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="nope"), "nope"),
+    ]
     for method, message, says in calls:
         with pytest.raises(grpc.RpcError) as caught:
             method(message, timeout=30)

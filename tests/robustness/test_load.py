@@ -15,9 +15,9 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from components.deploy.deploy import deploy
 from components.deploy.repository_client import load_version, served_version
 from components.serving.tests.conftest import tiny_sum_card, train_tiny_sum_model
-from tests.loadgen import run_grpc_load, run_load
 from components.store.model_registry import set_serving_version
 from components.store.object_store import ObjectStore
+from tests.loadgen import run_grpc_load, run_load
 from tests.robustness.raw_http import report
 
 pytestmark = pytest.mark.integration
@@ -36,15 +36,22 @@ def request_pool(count: int = 64, seed: int = 0, protocol: str = "http") -> list
         pairs = np.round(rng.uniform(0, 10_000, size=(rows, 2)), 3)
         if protocol == "grpc":
             tensor = {"name": "pairs", "shape": [rows, 2], "datatype": "FP64"}
-            request = (pb.ModelInferRequest(model_name="sum", inputs=[tensor], raw_input_contents=[pairs.tobytes()])
-                       if i % 2 else pb.ModelInferRequest(model_name="sum", inputs=[
-                           {**tensor, "contents": {"fp64_contents": pairs.ravel()}}]))
+            request = (
+                pb.ModelInferRequest(model_name="sum", inputs=[tensor], raw_input_contents=[pairs.tobytes()])
+                if i % 2
+                else pb.ModelInferRequest(
+                    model_name="sum", inputs=[{**tensor, "contents": {"fp64_contents": pairs.ravel()}}]
+                )
+            )
             pool.append((request.SerializeToString(), rows))
         elif i % 2:
             pool.append((("/v1/models/sum:predict", json.dumps({"instances": pairs.tolist()}).encode()), rows))
         else:
-            body = {"inputs": [{"name": "pairs", "shape": [rows, 2], "datatype": "FP64",
-                                "data": pairs.reshape(-1).tolist()}]}
+            body = {
+                "inputs": [
+                    {"name": "pairs", "shape": [rows, 2], "datatype": "FP64", "data": pairs.reshape(-1).tolist()}
+                ]
+            }
             pool.append((("/v2/models/sum/infer", json.dumps(body).encode()), rows))
     return pool
 
@@ -65,8 +72,11 @@ class Answers:
     def check(self, client: int, status: object, body: bytes, seconds: float) -> str | None:
         if status == "OK":
             answer = pb.ModelInferResponse.FromString(body)
-            predictions = (np.frombuffer(answer.raw_output_contents[0]) if answer.raw_output_contents
-                           else list(answer.outputs[0].contents.fp64_contents))
+            predictions = (
+                np.frombuffer(answer.raw_output_contents[0])
+                if answer.raw_output_contents
+                else list(answer.outputs[0].contents.fp64_contents)
+            )
             version = answer.model_version
         elif status == 200:
             answer = json.loads(body)
@@ -95,8 +105,7 @@ def load_runner(protocol: str, request: pytest.FixtureRequest):
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_5000_requests_at_32_clients_without_an_error(protocol, deployed_sum, request):
     answers = Answers(request_pool(protocol=protocol))
-    result = load_runner(protocol, request)(answers.make, clients=CLIENTS, total=5000, seconds=120,
-                                            check=answers.check)
+    result = load_runner(protocol, request)(answers.make, clients=CLIENTS, total=5000, seconds=120, check=answers.check)
     report(request, f"load {protocol}: {result.summary()}")
     assert result.requests == 5000, f"only {result.requests} requests within the time bound"
     assert result.errors == 0, result.error_samples
@@ -105,7 +114,8 @@ def test_5000_requests_at_32_clients_without_an_error(protocol, deployed_sum, re
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_new_version_is_swapped_in_under_load_without_a_failed_request(
-        protocol, model_server, deployed_sum, store_config, tmp_path, request):
+    protocol, model_server, deployed_sum, store_config, tmp_path, request
+):
     """Publish and deploy while 32 clients send requests: none fails, every answer names a version,
     and each client sees versions only move forward (old, then new)."""
     before = served_version(model_server, "sum")
@@ -124,8 +134,9 @@ def test_a_new_version_is_swapped_in_under_load_without_a_failed_request(
 
     def load() -> None:
         # until 2,000 answers came after the deployment finished (and never longer than two minutes)
-        outcome["result"] = run(answers.make, clients=CLIENTS, seconds=120, check=check,
-                                until=lambda: after_deploy[0] >= 2000)
+        outcome["result"] = run(
+            answers.make, clients=CLIENTS, seconds=120, check=check, until=lambda: after_deploy[0] >= 2000
+        )
 
     loader = threading.Thread(target=load)
     loader.start()
@@ -153,6 +164,7 @@ def check_swap(answers: Answers, result, model_server: str, before: str, new: st
     assert set().union(*versions.values()) == {before, new}
     for client, seen in versions.items():
         first_new = seen.index(new) if new in seen else len(seen)
-        assert all(v == before for v in seen[:first_new]) and all(v == new for v in seen[first_new:]), \
+        assert all(v == before for v in seen[:first_new]) and all(v == new for v in seen[first_new:]), (
             f"client {client} saw versions move backwards: {seen}"
+        )
     assert all(seen[-1] == new for seen in versions.values())

@@ -26,14 +26,19 @@ SECRET_PATTERNS = {
     # mixing letters and digits. References ($VAR, ${VAR}, secretKeyRef) and REPLACE_ME pass.
     "credential assignment": re.compile(
         rb"(?:MINIO_SECRET_KEY|MINIO_ACCESS_KEY|AWS_SECRET_ACCESS_KEY|AWS_ACCESS_KEY_ID|secret_key|access_key)"
-        rb"[\"']?\s*[=:]\s*[\"']?(?P<value>[A-Za-z0-9/+_.\-]{12,})"),
+        rb"[\"']?\s*[=:]\s*[\"']?(?P<value>[A-Za-z0-9/+_.\-]{12,})"
+    ),
 }
 
 
 def committable_files() -> list[Path]:
     """Tracked files, and untracked ones git does not ignore (what the next commit could hold)."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
     return [ROOT / name for name in listed.decode().split("\0") if name and (ROOT / name).is_file()]
 
 
@@ -70,9 +75,13 @@ def test_the_scanner_finds_what_it_looks_for():
     assert secrets_in(b'"AWS_SECRET_ACCESS_KEY": "' + b"wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + b'EXAMPLEKEY"')
     assert secrets_in(b"id = AK" + b"IAIOSFODNN7EXAMPLE")
     assert secrets_in(b"-----BEGIN RSA " + b"PRIVATE KEY-----\nMIIE")
-    for harmless in [b'MINIO_SECRET_KEY="$MINIO_SECRET_KEY"', b"AWS_ACCESS_KEY_ID: REPLACE_ME",
-                     b"secret_key=config.secret_key", b'"MINIO_SECRET_KEY": "very-secret"',
-                     b"key: AWS_SECRET_ACCESS_KEY"]:
+    for harmless in [
+        b'MINIO_SECRET_KEY="$MINIO_SECRET_KEY"',
+        b"AWS_ACCESS_KEY_ID: REPLACE_ME",
+        b"secret_key=config.secret_key",
+        b'"MINIO_SECRET_KEY": "very-secret"',
+        b"key: AWS_SECRET_ACCESS_KEY",
+    ]:
         assert not secrets_in(harmless), harmless
 
 
@@ -101,15 +110,21 @@ def test_compiled_pipelines_hold_no_credentials(store_config: StoreConfig):
 
 @pytest.mark.integration
 def test_the_session_credentials_appear_in_no_log_cache_artifact_or_stored_object(
-        model_server, deployed_sum, model_server_log: Path, store_config: StoreConfig, store: ObjectStore):
+    model_server, deployed_sum, model_server_log: Path, store_config: StoreConfig, store: ObjectStore
+):
     """After the other tests have sent good and bad requests, deployed models and stopped the store:
     the session's access key and secret key are nowhere in what the server and pipelines wrote."""
     values = [store_config.access_key.encode(), store_config.secret_key.encode()]
     places: list[Path] = [model_server_log]
     places += [p for p in model_server_log.parent.rglob("*") if p.is_file()]  # the model cache
     state = Path(os.environ["LOCAL_STATE_DIR"])  # pipeline root and local run state of this session
-    places += [p for p in state.rglob("*") if p.is_file() and p.name != "store.env"  # credentials by design
-               and "store-data" not in p.relative_to(state).parts]  # the store's own database
+    places += [
+        p
+        for p in state.rglob("*")
+        if p.is_file()
+        and p.name != "store.env"  # credentials by design
+        and "store-data" not in p.relative_to(state).parts
+    ]  # the store's own database
     assert model_server_log.stat().st_size > 0
     leaks = [str(p) for p in places if any(v in p.read_bytes() for v in values)]
     stored = 0

@@ -4,6 +4,7 @@ version is loaded."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -43,7 +44,8 @@ def ask(url: str) -> tuple[int, str | None]:
 
 
 def test_a_server_killed_under_load_restarts_on_the_recorded_version(
-        new_model_server, deployed_sum, store_config, tmp_path, request):
+    new_model_server, deployed_sum, store_config, tmp_path, request
+):
     store = ObjectStore(store_config)
     before = serving_version(store, "sum")
     server = new_model_server()
@@ -60,8 +62,13 @@ def test_a_server_killed_under_load_restarts_on_the_recorded_version(
         return None
 
     outcome: dict[str, object] = {}
-    loader = threading.Thread(target=lambda: outcome.update(result=run_load(
-        server.url, lambda c, n: (V1, BODY), clients=32, seconds=120, check=check, until=killed.is_set)))
+    loader = threading.Thread(
+        target=lambda: outcome.update(
+            result=run_load(
+                server.url, lambda c, n: (V1, BODY), clients=32, seconds=120, check=check, until=killed.is_set
+            )
+        )
+    )
     loader.start()
     try:
         while len(versions_seen) < 500 and loader.is_alive():
@@ -105,9 +112,12 @@ def test_a_server_killed_under_load_restarts_on_the_recorded_version(
             assert list(stub.ModelMetadata(pb.ModelMetadataRequest(name="sum")).versions) == [new]
         after = run_load(server.url, lambda c, n: (V1, BODY), clients=32, total=2000, seconds=60)
         assert after.errors == 0 and after.requests == 2000, after.error_samples
-        report(request, f"restart: {len(versions_seen)} answers before SIGKILL ({before} or {new}), "
-                        f"restarted in {restart_seconds:.1f} s on {new}; {len(answered)} answered while it "
-                        f"started, all by {new}; then {after.summary()}")
+        report(
+            request,
+            f"restart: {len(versions_seen)} answers before SIGKILL ({before} or {new}), "
+            f"restarted in {restart_seconds:.1f} s on {new}; {len(answered)} answered while it "
+            f"started, all by {new}; then {after.summary()}",
+        )
     finally:
         killed.set()
         loader.join(timeout=60)
@@ -117,7 +127,5 @@ def test_a_server_killed_under_load_restarts_on_the_recorded_version(
 def ask_to_load(url: str) -> None:
     """The repository load a deployment sends; the server is killed while it runs."""
     request = urllib.request.Request(f"{url}/v2/repository/models/sum/load", data=b"", method="POST")
-    try:
+    with contextlib.suppress(OSError):
         urllib.request.urlopen(request, timeout=60).close()
-    except OSError:
-        pass

@@ -65,10 +65,17 @@ SLOW_PUBLISH = textwrap.dedent("""
 
 
 def test_a_publish_killed_mid_upload_leaves_nothing_a_server_would_load(
-        model_server, deployed_sum, store, bucket, tmp_path):
+    model_server, deployed_sum, store, bucket, tmp_path
+):
     model_dir = fake_saved_model(tmp_path / "model")
-    process = subprocess.Popen([sys.executable, "-c", SLOW_PUBLISH, "m", str(model_dir), bucket], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_PUBLISH, "m", str(model_dir), bucket],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ.copy(),
+    )
     uploaded = []
     try:
         for line in process.stdout:
@@ -160,10 +167,14 @@ def test_a_store_that_goes_down_mid_publish_is_waited_for(model_server, deployed
 def test_wrong_credentials_fail_a_publish_fast_and_say_which(store_config, bucket, tmp_path):
     model_dir = fake_saved_model(tmp_path / "model", files=1)
     for config, says in [
-        (StoreConfig(store_config.endpoint, "no-such-access-key", store_config.secret_key),
-         "InvalidAccessKeyId: unknown access key (MINIO_ACCESS_KEY)"),
-        (StoreConfig(store_config.endpoint, store_config.access_key, "not-the-secret"),
-         "SignatureDoesNotMatch: wrong secret key (MINIO_SECRET_KEY)"),
+        (
+            StoreConfig(store_config.endpoint, "no-such-access-key", store_config.secret_key),
+            "InvalidAccessKeyId: unknown access key (MINIO_ACCESS_KEY)",
+        ),
+        (
+            StoreConfig(store_config.endpoint, store_config.access_key, "not-the-secret"),
+            "SignatureDoesNotMatch: wrong secret key (MINIO_SECRET_KEY)",
+        ),
     ]:
         started = time.monotonic()
         with pytest.raises(StoreError, match=re.escape(f"{says} at {store_config.endpoint}")):
@@ -182,13 +193,31 @@ def test_a_model_server_with_wrong_credentials_stops_at_once_with_a_clear_messag
     from conftest import free_port
 
     secret = f"wrong-{secrets.token_urlsafe(16)}"
-    env = {**os.environ, "MINIO_ENDPOINT": store_config.endpoint, "MINIO_ACCESS_KEY": store_config.access_key,
-           "MINIO_SECRET_KEY": secret}
+    env = {
+        **os.environ,
+        "MINIO_ENDPOINT": store_config.endpoint,
+        "MINIO_ACCESS_KEY": store_config.access_key,
+        "MINIO_SECRET_KEY": secret,
+    }
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "components.serving", "--http-port", str(free_port()),
-                          "--grpc-port", str(free_port()), "--cache-dir", str(tmp_path / "cache")],
-                         cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "components.serving",
+            "--http-port",
+            str(free_port()),
+            "--grpc-port",
+            str(free_port()),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert time.monotonic() - started < 60

@@ -39,8 +39,12 @@ def toy_server(store_config: StoreConfig, tmp_path_factory: pytest.TempPathFacto
     work = tmp_path_factory.mktemp("toy-server")
     env = {**os.environ, EXTRA_SPECS_VARIABLE: "tests.toy_model.spec", "PYTHONPATH": str(ROOT)}
     with (work / "server.log").open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "components.serving", "--http-port", str(port),
-                                    "--cache-dir", str(work / "cache")], stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "components.serving", "--http-port", str(port), "--cache-dir", str(work / "cache")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     deadline = time.monotonic() + 120
     while not is_live(url):
         assert process.poll() is None and time.monotonic() < deadline, (work / "server.log").read_text()[-3000:]

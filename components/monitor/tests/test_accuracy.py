@@ -71,25 +71,43 @@ def test_three_body_scores_bodies_1_and_2_and_reports_time_windows():
     inputs = np.array([[0.5, -0.2, 0.3], [1.5, -0.2, 0.3]])
     truth = np.zeros((2, 6))
     served = np.array([[0.1, 0.1, 0.1, 0.1, 9.0, 9.0], [0.2, 0.2, 0.2, 0.2, 9.0, 9.0]])  # x3 is not scored
-    result = acc.live_accuracy(spec, inputs, served, truth, np.ones(2, bool), np.ones(2), np.zeros(2, int),
-                               np.zeros(2, int))
+    result = acc.live_accuracy(
+        spec, inputs, served, truth, np.ones(2, bool), np.ones(2), np.zeros(2, int), np.zeros(2, int)
+    )
     assert result.mae == pytest.approx(0.15)
     assert result.by_time_window == pytest.approx({"0-1": 0.1, "1-2": 0.2})
 
 
 def test_a_spec_labelling_must_name_its_own_columns():
     with pytest.raises(ValueError, match="unknown column"):
-        ModelSpec("m", "in", ("a", "b"), "out", ("o",), load=lambda p: None, smoke_rows=(),
-                  labelling=Labelling(label=lambda x: LabelResult(x, np.ones(len(x), bool)), plane=("a", "z")))
+        ModelSpec(
+            "m",
+            "in",
+            ("a", "b"),
+            "out",
+            ("o",),
+            load=lambda p: None,
+            smoke_rows=(),
+            labelling=Labelling(label=lambda x: LabelResult(x, np.ones(len(x), bool)), plane=("a", "z")),
+        )
 
 
 def test_error_map_and_reports_render():
     spec = model_spec("three-body")
     bounds = ((-0.5, 0.0), (0.0, 1.0))
-    result = acc.LiveAccuracy(0.2, 3, 2, 1, {0: 0.2}, {0: 0.05, 5: 0.4}, {0: 1, 5: 1}, {"0-1": 0.2},
-                              np.array([0.05, 0.4, np.nan]))
-    svg = acc.error_map("map", ("x2x", "x2y"), bounds, 4, result.by_cell, np.array([[-0.4, 0.1], [-0.3, 0.4],
-                        [-0.1, 0.9]]), result.row_errors, 0.1)
+    result = acc.LiveAccuracy(
+        0.2, 3, 2, 1, {0: 0.2}, {0: 0.05, 5: 0.4}, {0: 1, 5: 1}, {"0-1": 0.2}, np.array([0.05, 0.4, np.nan])
+    )
+    svg = acc.error_map(
+        "map",
+        ("x2x", "x2y"),
+        bounds,
+        4,
+        result.by_cell,
+        np.array([[-0.4, 0.1], [-0.3, 0.4], [-0.1, 0.9]]),
+        result.row_errors,
+        0.1,
+    )
     assert svg.startswith("<svg") and svg.count("<rect") == 3 and svg.count("<circle") == 3
     lines = acc.summary_lines("three-body", result, 0.1, True, [5], 4, bounds, spec.labelling, 7, 0.5)
     assert lines[0].startswith("live MAE: 0.2") and "x2x [-0.375, -0.25)" in lines[3]

@@ -28,6 +28,7 @@ class Recorder:
 def run(coroutines):
     async def main():
         return await asyncio.gather(*coroutines, return_exceptions=True)
+
     return asyncio.run(main())
 
 
@@ -87,22 +88,25 @@ def test_the_fast_v1_path_matches_payloads(instances):
     np.testing.assert_array_equal(rows_v1({"instances": instances}, 2), parse_v1({"instances": instances}, 2))
 
 
-@pytest.mark.parametrize("instances, message", [
-    ([[1, "2"]], 'holds "2", not a number'),
-    ([[True, 2]], "holds true, not a number"),
-    ([[1, None]], "holds null, not a number"),
-    ([[1, float("nan")]], "only finite numbers"),
-    ([[1, 2, 3]], "must be a list of 2 numbers"),
-    ([[1, 2], [3]], r"instances\[1\] must be a list of 2 numbers"),
-    (["ab"], "must be a list of 2 numbers"),
-    ([{"a": 1, "b": 2}], "must be a list of 2 numbers"),
-    ([3], "must be a list of 2 numbers"),
-    ([None], "must be a list of 2 numbers"),
-    ([[[1], [2]]], r"holds \[1\], not a number"),
-    ([[1e39, 2]], "beyond the float32 range"),
-    ([[10 ** 400, 2]], "too large to be a floating-point number"),
-    ([], "empty"),
-])
+@pytest.mark.parametrize(
+    "instances, message",
+    [
+        ([[1, "2"]], 'holds "2", not a number'),
+        ([[True, 2]], "holds true, not a number"),
+        ([[1, None]], "holds null, not a number"),
+        ([[1, float("nan")]], "only finite numbers"),
+        ([[1, 2, 3]], "must be a list of 2 numbers"),
+        ([[1, 2], [3]], r"instances\[1\] must be a list of 2 numbers"),
+        (["ab"], "must be a list of 2 numbers"),
+        ([{"a": 1, "b": 2}], "must be a list of 2 numbers"),
+        ([3], "must be a list of 2 numbers"),
+        ([None], "must be a list of 2 numbers"),
+        ([[[1], [2]]], r"holds \[1\], not a number"),
+        ([[1e39, 2]], "beyond the float32 range"),
+        ([[10**400, 2]], "too large to be a floating-point number"),
+        ([], "empty"),
+    ],
+)
 def test_the_fast_v1_path_refuses_what_payloads_refuses_and_more(instances, message):
     with pytest.raises(InvalidInput, match=message):
         rows_v1({"instances": instances}, 2)
@@ -118,14 +122,17 @@ def test_v2_data_flat_nested_or_binary():
         np.testing.assert_array_equal(rows_v2(v2_request(data, (2, 2)), "pairs", 2), expected)
 
 
-@pytest.mark.parametrize("data, shape, message", [
-    ([[[1], [2]]], (1, 2), "must be a row of 2 numbers"),
-    (json.loads("[" * 900 + "1" + "]" * 900), (1, 2), "must be a row of 2 numbers"),
-    ([1, 2], (2, 2), "values but shape"),
-    ([1e39, 1], (1, 2), "beyond the float32 range"),
-    ([10 ** 400, 1], (1, 2), "too large"),
-    ([1, 2], "12", "shape must be a list of integers"),
-])
+@pytest.mark.parametrize(
+    "data, shape, message",
+    [
+        ([[[1], [2]]], (1, 2), "must be a row of 2 numbers"),
+        (json.loads("[" * 900 + "1" + "]" * 900), (1, 2), "must be a row of 2 numbers"),
+        ([1, 2], (2, 2), "values but shape"),
+        ([1e39, 1], (1, 2), "beyond the float32 range"),
+        ([10**400, 1], (1, 2), "too large"),
+        ([1, 2], "12", "shape must be a list of integers"),
+    ],
+)
 def test_v2_refusals(data, shape, message):
     request = v2_request(data, shape) if not isinstance(shape, str) else v2_request(data)
     if isinstance(shape, str):

@@ -24,9 +24,16 @@ class Adder(Model):
     async def predict(self, payload: InferRequest, headers=None) -> InferResponse:
         rows = np.asarray(payload.inputs[0].data, dtype=np.float64).reshape(payload.inputs[0].shape)
         total = rows.sum(axis=1)
-        return InferResponse(response_id="r-1", model_name=self.name, model_version="7", parameters={"note": "n"},
-                             infer_outputs=[InferOutput("sum", [len(total)], "FP64", total.tolist()),
-                                            InferOutput("big", [len(total)], "BOOL", (total > 5).tolist())])
+        return InferResponse(
+            response_id="r-1",
+            model_name=self.name,
+            model_version="7",
+            parameters={"note": "n"},
+            infer_outputs=[
+                InferOutput("sum", [len(total)], "FP64", total.tolist()),
+                InferOutput("big", [len(total)], "BOOL", (total > 5).tolist()),
+            ],
+        )
 
 
 class HeaderSettingDataPlane(DataPlane):
@@ -46,11 +53,17 @@ def client(ours: bool) -> TestClient:
     return TestClient(app)
 
 
-@pytest.mark.parametrize("body", [
-    {"inputs": [{"name": "x", "shape": [3, 2], "datatype": "FP64", "data": [1, 2, 3, 4.5, 1e20, -1]}]},
-    {"id": "q", "inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [[0.1, 0.2]]}],
-     "outputs": [{"name": "big"}]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"inputs": [{"name": "x", "shape": [3, 2], "datatype": "FP64", "data": [1, 2, 3, 4.5, 1e20, -1]}]},
+        {
+            "id": "q",
+            "inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [[0.1, 0.2]]}],
+            "outputs": [{"name": "big"}],
+        },
+    ],
+)
 def test_the_same_answer_as_kserves_route(body):
     kserve_answer = client(ours=False).post("/v2/models/adder/infer", json=body)
     ours = client(ours=True).post("/v2/models/adder/infer", json=body)
@@ -128,12 +141,20 @@ def test_the_v2_types_carry_what_binary_answers_need():
     """Binary tensors (REST extension, gRPC raw contents) depend on these InferRequest/InferResponse parts."""
     from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
-    request = pb.ModelInferRequest(model_name="adder", inputs=[{"name": "x", "shape": [1, 2], "datatype": "FP64"}],
-                                   raw_input_contents=[np.array([1.0, 2.0]).tobytes()])
+    request = pb.ModelInferRequest(
+        model_name="adder",
+        inputs=[{"name": "x", "shape": [1, 2], "datatype": "FP64"}],
+        raw_input_contents=[np.array([1.0, 2.0]).tobytes()],
+    )
     decoded = InferRequest.from_grpc(request)
     assert decoded.use_binary_outputs is True and decoded.request_outputs is None
     assert decoded.inputs[0].as_numpy().tolist() == [[1.0, 2.0]]
     assert {"use_binary_outputs", "requested_outputs"} <= set(parameters(InferResponse.__init__))
-    answer = InferResponse(response_id="1", model_name="adder", model_version="7", use_binary_outputs=True,
-                           infer_outputs=[InferOutput("sum", [1], "FP64", [3.0])]).to_grpc()
+    answer = InferResponse(
+        response_id="1",
+        model_name="adder",
+        model_version="7",
+        use_binary_outputs=True,
+        infer_outputs=[InferOutput("sum", [1], "FP64", [3.0])],
+    ).to_grpc()
     assert answer.model_version == "7" and np.frombuffer(answer.raw_output_contents[0]).tolist() == [3.0]

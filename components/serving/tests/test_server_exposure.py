@@ -39,8 +39,10 @@ def test_a_cluster_predictor_serves_the_address_asked_and_no_repository_api(new_
         assert caught.value.code == 403 and b"--no-repository-api" in caught.value.read()
     with grpc.insecure_channel(server.grpc) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
-        for call, message in ((stub.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="sum")),
-                              (stub.RepositoryModelUnload, pb.RepositoryModelUnloadRequest(model_name="sum"))):
+        for call, message in (
+            (stub.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="sum")),
+            (stub.RepositoryModelUnload, pb.RepositoryModelUnloadRequest(model_name="sum")),
+        ):
             with pytest.raises(grpc.RpcError) as caught:
                 call(message, timeout=10)
             assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED

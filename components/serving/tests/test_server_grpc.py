@@ -13,6 +13,7 @@ from components.deploy.repository_client import served_version
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture(scope="module")
 def stub(model_server_grpc):
     with grpc.insecure_channel(model_server_grpc) as channel:
@@ -23,10 +24,10 @@ def sum_request(rows, raw=False, **fields) -> pb.ModelInferRequest:
     values = np.asarray(rows, dtype=np.float64)
     tensor = {"name": "pairs", "datatype": "FP64", "shape": list(values.shape)}
     if raw:
-        return pb.ModelInferRequest(model_name="sum", inputs=[tensor], raw_input_contents=[values.tobytes()],
-                                    **fields)
-    return pb.ModelInferRequest(model_name="sum", inputs=[{**tensor, "contents": {"fp64_contents": values.ravel()}}],
-                                **fields)
+        return pb.ModelInferRequest(model_name="sum", inputs=[tensor], raw_input_contents=[values.tobytes()], **fields)
+    return pb.ModelInferRequest(
+        model_name="sum", inputs=[{**tensor, "contents": {"fp64_contents": values.ravel()}}], **fields
+    )
 
 
 def outputs(response: pb.ModelInferResponse) -> dict[str, np.ndarray]:
@@ -51,7 +52,9 @@ def test_server_and_model_metadata_and_readiness(stub, deployed_sum):
     assert list(meta.versions) == [deployed_sum]
     assert [(t.name, t.datatype, list(t.shape)) for t in meta.inputs] == [("pairs", "FP32", [-1, 2])]
     assert [(t.name, t.datatype, list(t.shape)) for t in meta.outputs] == [
-        ("sum", "FP64", [-1]), ("out_of_envelope", "BOOL", [-1])]
+        ("sum", "FP64", [-1]),
+        ("out_of_envelope", "BOOL", [-1]),
+    ]
 
 
 @pytest.mark.parametrize("raw", [False, True], ids=["contents", "raw"])
@@ -77,24 +80,37 @@ def test_three_body_answers_six_columns_per_row(stub, deployed_three_body):
     for raw in (False, True):
         tensor = {"name": "queries", "datatype": "FP64", "shape": [2, 3]}
         if raw:
-            request = pb.ModelInferRequest(model_name="three-body", inputs=[tensor],
-                                           raw_input_contents=[queries.tobytes()])
+            request = pb.ModelInferRequest(
+                model_name="three-body", inputs=[tensor], raw_input_contents=[queries.tobytes()]
+            )
         else:
-            request = pb.ModelInferRequest(model_name="three-body", inputs=[
-                {**tensor, "contents": {"fp64_contents": queries.ravel()}}])
+            request = pb.ModelInferRequest(
+                model_name="three-body", inputs=[{**tensor, "contents": {"fp64_contents": queries.ravel()}}]
+            )
         response = stub.ModelInfer(request)
         assert response.model_version == deployed_three_body
         assert outputs(response)["positions"].shape == (2, 6)
 
 
-@pytest.mark.parametrize("request_, code, says", [
-    (pb.ModelInferRequest(model_name="nope"), grpc.StatusCode.NOT_FOUND, "nope"),
-    (sum_request([[1, 2]], model_version="1"), grpc.StatusCode.NOT_FOUND, "not served"),
-    (pb.ModelInferRequest(model_name="sum", inputs=[{"name": "pairs", "datatype": "FP64", "shape": [1, 3],
-                                                     "contents": {"fp64_contents": [1, 2, 3]}}]),
-     grpc.StatusCode.INVALID_ARGUMENT, "shape"),
-    (sum_request([[np.nan, 2]]), grpc.StatusCode.INVALID_ARGUMENT, "nan"),
-], ids=["unknown model", "version not served", "three columns", "NaN"])
+@pytest.mark.parametrize(
+    "request_, code, says",
+    [
+        (pb.ModelInferRequest(model_name="nope"), grpc.StatusCode.NOT_FOUND, "nope"),
+        (sum_request([[1, 2]], model_version="1"), grpc.StatusCode.NOT_FOUND, "not served"),
+        (
+            pb.ModelInferRequest(
+                model_name="sum",
+                inputs=[
+                    {"name": "pairs", "datatype": "FP64", "shape": [1, 3], "contents": {"fp64_contents": [1, 2, 3]}}
+                ],
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "shape",
+        ),
+        (sum_request([[np.nan, 2]]), grpc.StatusCode.INVALID_ARGUMENT, "nan"),
+    ],
+    ids=["unknown model", "version not served", "three columns", "NaN"],
+)
 def test_refusals_carry_a_status_and_a_message(stub, deployed_sum, request_, code, says):
     with pytest.raises(grpc.RpcError) as caught:
         stub.ModelInfer(request_)
@@ -115,8 +131,11 @@ def test_grpc_rows_are_counted_like_rest_rows(stub, model_server, deployed_sum):
     def predicted_rows() -> float:
         with urllib.request.urlopen(f"{model_server}/metrics", timeout=10) as response:
             lines = response.read().decode().splitlines()
-        return sum(float(line.split()[-1]) for line in lines
-                   if line.startswith("fuseml_predicted_rows_total") and 'model="sum"' in line)
+        return sum(
+            float(line.split()[-1])
+            for line in lines
+            if line.startswith("fuseml_predicted_rows_total") and 'model="sum"' in line
+        )
 
     before = predicted_rows()
     stub.ModelInfer(sum_request([[1, 2]] * 7, raw=True))

@@ -34,8 +34,10 @@ def test_v2_infer_and_metadata(model_server, deployed_sum):
     meta = get(f"{model_server}/v2/models/sum")
     assert meta["versions"] == [deployed_sum]
     assert meta["inputs"] == [{"name": "pairs", "datatype": "FP32", "shape": [-1, 2]}]
-    assert meta["outputs"] == [{"name": "sum", "datatype": "FP64", "shape": [-1]},
-                               {"name": "out_of_envelope", "datatype": "BOOL", "shape": [-1]}]
+    assert meta["outputs"] == [
+        {"name": "sum", "datatype": "FP64", "shape": [-1]},
+        {"name": "out_of_envelope", "datatype": "BOOL", "shape": [-1]},
+    ]
     assert get(f"{model_server}/v2/models/sum/ready")["ready"] is True
     assert get(f"{model_server}/v1/models/sum")["ready"] is True
 
@@ -44,8 +46,11 @@ def test_requests_outside_the_training_envelope_are_answered_but_flagged(model_s
     def outside_count():
         with urllib.request.urlopen(f"{model_server}/metrics", timeout=10) as response:
             lines = response.read().decode().splitlines()
-        return sum(float(line.split()[-1]) for line in lines
-                   if line.startswith("fuseml_out_of_envelope_rows_total") and 'model="sum"' in line)
+        return sum(
+            float(line.split()[-1])
+            for line in lines
+            if line.startswith("fuseml_out_of_envelope_rows_total") and 'model="sum"' in line
+        )
 
     before = outside_count()
     body = predict_v1(model_server, "sum", [[2000, 3000], [1_000_000, 4], [-1, 5]])
@@ -56,15 +61,24 @@ def test_requests_outside_the_training_envelope_are_answered_but_flagged(model_s
     assert outside_count() - before == 3
 
 
-@pytest.mark.parametrize("path, body, message", [
-    ("/v1/models/sum:predict", {"instances": [[1, "x"]]}, "not a number"),
-    ("/v1/models/sum:predict", {"instances": []}, "empty"),
-    ("/v1/models/sum:predict", {"rows": [[1, 2]]}, "instances"),
-    ("/v2/models/sum/infer", {"inputs": [{"name": "pairs", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]},
-     "shape"),
-    ("/v2/models/sum/infer", {"inputs": [{"name": "pairs", "shape": [2, 2], "datatype": "FP64", "data": [1, 2]}]},
-     "values but shape"),
-])
+@pytest.mark.parametrize(
+    "path, body, message",
+    [
+        ("/v1/models/sum:predict", {"instances": [[1, "x"]]}, "not a number"),
+        ("/v1/models/sum:predict", {"instances": []}, "empty"),
+        ("/v1/models/sum:predict", {"rows": [[1, 2]]}, "instances"),
+        (
+            "/v2/models/sum/infer",
+            {"inputs": [{"name": "pairs", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]},
+            "shape",
+        ),
+        (
+            "/v2/models/sum/infer",
+            {"inputs": [{"name": "pairs", "shape": [2, 2], "datatype": "FP64", "data": [1, 2]}]},
+            "values but shape",
+        ),
+    ],
+)
 def test_bad_input_gets_a_400_naming_the_problem(model_server, deployed_sum, path, body, message):
     status, answer = post_json(model_server + path, body)
     assert status == 400, answer
@@ -90,8 +104,13 @@ def test_new_version_switch_fails_no_request(model_server, deployed_sum, store_c
     for thread in threads:
         thread.start()
     try:
-        new = deploy(ObjectStore(store_config), train_tiny_sum_model(tmp_path / "m", seed=5), tiny_sum_card(),
-                     "local", model_server)
+        new = deploy(
+            ObjectStore(store_config),
+            train_tiny_sum_model(tmp_path / "m", seed=5),
+            tiny_sum_card(),
+            "local",
+            model_server,
+        )
         predict_v1(model_server, "sum", [[1, 2]])
     finally:
         stop.set()
@@ -104,13 +123,21 @@ def test_new_version_switch_fails_no_request(model_server, deployed_sum, store_c
     assert all(v == new for v in seen[first_new:])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model-threads", "0"], "--model-threads must be positive"),
-    (["--max-body-bytes", "0"], "--max-body-bytes must be positive"),
-    (["--models", "sum,nope"], "unknown model(s) nope"),
-    (["--grpc-port", "8080"], "--grpc-port must be a port number other than --http-port"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model-threads", "0"], "--model-threads must be positive"),
+        (["--max-body-bytes", "0"], "--max-body-bytes must be positive"),
+        (["--models", "sum,nope"], "unknown model(s) nope"),
+        (["--grpc-port", "8080"], "--grpc-port must be a port number other than --http-port"),
+    ],
+)
 def test_bad_server_options_are_refused_before_anything_starts(args, message):
-    done = subprocess.run([sys.executable, "-m", "components.serving", *args], capture_output=True, text=True,
-                          timeout=120, env={"PATH": "/usr/bin:/bin"})  # no store settings: it must not get that far
+    done = subprocess.run(
+        [sys.executable, "-m", "components.serving", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )  # no store settings: it must not get that far
     assert done.returncode == 2 and message in done.stderr, done.stderr

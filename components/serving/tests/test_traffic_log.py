@@ -23,7 +23,7 @@ def test_flush_writes_batches_that_read_back(store):
     logger.flush()
     np.testing.assert_array_equal(read_traffic(store, "m1", "1"), [[1, 2], [3, 4], [5, 6]])
     np.testing.assert_array_equal(read_traffic(store, "m1", "2"), [[7, 8]])
-    future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
     assert read_traffic(store, "m1", "1", since=future).size == 0
 
 

@@ -18,7 +18,7 @@ def model_dir(tmp_path):
     return root
 
 
-NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
 def test_publish_writes_files_then_card(store, bucket, model_dir):

@@ -11,16 +11,18 @@ def test_config_requires_credentials_and_names_them():
 
 
 def test_config_parses_scheme_and_hides_secret():
-    config = StoreConfig.from_env({"MINIO_ENDPOINT": "https://minio.example:9000", "MINIO_ACCESS_KEY": "a",
-                                   "MINIO_SECRET_KEY": "very-secret"})
+    config = StoreConfig.from_env(
+        {"MINIO_ENDPOINT": "https://minio.example:9000", "MINIO_ACCESS_KEY": "a", "MINIO_SECRET_KEY": "very-secret"}
+    )
     assert (config.endpoint, config.secure) == ("minio.example:9000", True)
     assert "very-secret" not in repr(config)
 
 
 def test_config_rejects_a_path_in_the_endpoint():
     with pytest.raises(StoreError, match="host:port"):
-        StoreConfig.from_env({"MINIO_ENDPOINT": "127.0.0.1:9000/bucket", "MINIO_ACCESS_KEY": "a",
-                              "MINIO_SECRET_KEY": "b"})
+        StoreConfig.from_env(
+            {"MINIO_ENDPOINT": "127.0.0.1:9000/bucket", "MINIO_ACCESS_KEY": "a", "MINIO_SECRET_KEY": "b"}
+        )
 
 
 @pytest.mark.integration

@@ -31,13 +31,16 @@ def test_small_fraction_zero_is_plain_uniform():
     assert abs(summary(inputs)["xy_correlation"]) < 0.05
 
 
-@pytest.mark.parametrize("spec, message", [
-    (SumDataSpec(recipe="gaussian"), "unknown recipe 'gaussian'"),
-    (SumDataSpec(size=-1), "size must be positive"),
-    (SumDataSpec(low=10, high=10), "low < high"),
-    (SumDataSpec(small_fraction=1.5), "small_fraction"),
-    (SumDataSpec(low=-5, high=5), "small_fraction needs low >= 0"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (SumDataSpec(recipe="gaussian"), "unknown recipe 'gaussian'"),
+        (SumDataSpec(size=-1), "size must be positive"),
+        (SumDataSpec(low=10, high=10), "low < high"),
+        (SumDataSpec(small_fraction=1.5), "small_fraction"),
+        (SumDataSpec(low=-5, high=5), "small_fraction needs low >= 0"),
+    ],
+)
 def test_bad_specs_are_named(spec, message):
     with pytest.raises(ValueError, match=message):
         generate(spec)

@@ -14,7 +14,9 @@ def test_exact_predictor_scores_zero_and_wrong_one_does_not():
     assert [q.abs_error for q in perfect.queries] == [0.0] * len(ARTICLE_QUERIES)
     doubled = evaluate(lambda x: 2 * x.sum(axis=1), inputs, targets)
     assert doubled.mae == pytest.approx(np.mean(targets))
-    assert "REFUSED" in report_markdown(doubled, "t", "REFUSED: too wrong") and "1e+06 + 4" in report_markdown(doubled, "t", "x")
+    assert "REFUSED" in report_markdown(doubled, "t", "REFUSED: too wrong") and "1e+06 + 4" in report_markdown(
+        doubled, "t", "x"
+    )
 
 
 def test_empty_evaluation_data_is_an_error():
@@ -22,8 +24,9 @@ def test_empty_evaluation_data_is_an_error():
         evaluate(lambda x: x.sum(axis=1), np.zeros((0, 2)), np.zeros(0))
 
 
-@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", -1), ("learning_rate", 0.0),
-                                          ("input_scale", float("nan"))])
+@pytest.mark.parametrize(
+    "field, value", [("epochs", 0), ("batch_size", -1), ("learning_rate", 0.0), ("input_scale", float("nan"))]
+)
 def test_bad_training_config_is_named(field, value):
     with pytest.raises(ValueError, match=field):
         SumTrainingConfig(**{field: value}).validate()

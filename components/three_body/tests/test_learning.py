@@ -59,8 +59,14 @@ def test_true_trajectories_score_zero_error_and_conserve_energy(rows):
 
 def test_energy_error_grows_for_a_wrong_trajectory(rows):
     first = rows.simulation == rows.simulation[0]
-    positions = np.stack([rows.targets[first][:, :2], rows.targets[first][:, 2:],
-                          -rows.targets[first][:, :2] - rows.targets[first][:, 2:]], axis=1)
+    positions = np.stack(
+        [
+            rows.targets[first][:, :2],
+            rows.targets[first][:, 2:],
+            -rows.targets[first][:, :2] - rows.targets[first][:, 2:],
+        ],
+        axis=1,
+    )
     times = rows.inputs[first][:, 0]
     # Finite differences are rough through a close encounter, so compare typical values.
     assert np.median(relative_energy_error(times, positions)) < 1e-3
@@ -81,20 +87,23 @@ def test_network_exports_all_three_bodies(rows, tmp_path):
 TINY = {"hidden_layers": 2, "units": 16}
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("hidden_layers", 0, "hidden_layers must be a positive integer"),
-    ("units", 2.5, "units must be a positive integer"),
-    ("batch_size", -1, "batch_size must be a positive integer"),
-    ("epochs", True, "epochs must be a positive integer"),
-    ("learning_rate", 0.0, "learning_rate must be a positive number"),
-    ("learning_rate", float("nan"), "learning_rate must be a positive number"),
-    ("schedule", "linear", "schedule must be one of constant, cosine"),
-    ("time_budget_s", -1.0, "time_budget_s must be a number >= 0"),
-    ("time_budget_s", float("inf"), "time_budget_s must be a number >= 0"),
-    ("patience", -2, "patience must be an integer >= 0"),
-    ("seed", -1, "seed must be an integer >= 0"),
-    ("holdout_fraction", 1.0, "holdout_fraction must be in \\[0, 1\\)"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("hidden_layers", 0, "hidden_layers must be a positive integer"),
+        ("units", 2.5, "units must be a positive integer"),
+        ("batch_size", -1, "batch_size must be a positive integer"),
+        ("epochs", True, "epochs must be a positive integer"),
+        ("learning_rate", 0.0, "learning_rate must be a positive number"),
+        ("learning_rate", float("nan"), "learning_rate must be a positive number"),
+        ("schedule", "linear", "schedule must be one of constant, cosine"),
+        ("time_budget_s", -1.0, "time_budget_s must be a number >= 0"),
+        ("time_budget_s", float("inf"), "time_budget_s must be a number >= 0"),
+        ("patience", -2, "patience must be an integer >= 0"),
+        ("seed", -1, "seed must be an integer >= 0"),
+        ("holdout_fraction", 1.0, "holdout_fraction must be in \\[0, 1\\)"),
+    ],
+)
 def test_config_names_the_bad_parameter(field, value, message):
     with pytest.raises(ValueError, match=message):
         ThreeBodyTrainingConfig(**{field: value}).validate()
@@ -131,8 +140,9 @@ def test_early_stopping_returns_the_best_epoch_and_stops_after_patience(rows):
     fit_ids, held_ids = dataset.split_by_simulation(rows.simulation, 0.25, seed=0)
     fit, held = rows.subset(fit_ids), rows.subset(held_ids)
     curve: list[TrainingProgress] = []
-    config = ThreeBodyTrainingConfig(**TINY, epochs=40, batch_size=32, learning_rate=0.05, schedule="constant",
-                                     patience=3)
+    config = ThreeBodyTrainingConfig(
+        **TINY, epochs=40, batch_size=32, learning_rate=0.05, schedule="constant", patience=3
+    )
     model = train(fit.inputs, fit.targets, config, validation=(held.inputs, held.targets), on_progress=curve.append)
     held_out = [p.validation_mae for p in curve]
     best = int(np.argmin(held_out))
@@ -143,8 +153,9 @@ def test_early_stopping_returns_the_best_epoch_and_stops_after_patience(rows):
 
 def test_time_budget_stops_training_and_still_anneals(rows):
     curve: list[TrainingProgress] = []
-    config = ThreeBodyTrainingConfig(**TINY, epochs=100_000, batch_size=8, learning_rate=1e-3, time_budget_s=3.0,
-                                     holdout_fraction=0.25)
+    config = ThreeBodyTrainingConfig(
+        **TINY, epochs=100_000, batch_size=8, learning_rate=1e-3, time_budget_s=3.0, holdout_fraction=0.25
+    )
     train_on_rows(rows, config, on_progress=curve.append)
     assert 1 <= len(curve) < 100_000 and curve[-1].seconds < 3.0 + 3.0
     assert curve[-1].learning_rate < 0.05 * config.learning_rate  # cosine reached its end with the budget
@@ -153,14 +164,29 @@ def test_time_budget_stops_training_and_still_anneals(rows):
 
 def test_presets_carry_the_pipeline_parameters_and_valid_training_configs():
     for name, params in PRESETS.items():
-        assert {"simulations", "t_max", "validation_fraction", "epochs", "batch_size", "learning_rate",
-                "time_budget_s", "patience", "holdout_fraction", "max_mae"} <= set(params), name
+        assert {
+            "simulations",
+            "t_max",
+            "validation_fraction",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "time_budget_s",
+            "patience",
+            "holdout_fraction",
+            "max_mae",
+        } <= set(params), name
         config = training_config(params, seed=7)
         config.validate()
         assert (config.seed, config.hidden_layers, config.units) == (7, 10, 128)  # Breen's network everywhere
         assert config.epochs == params["epochs"] and config.learning_rate == params["learning_rate"]
     paper = preset("paper")
-    assert (paper["simulations"], paper["t_max"], paper["batch_size"], paper["learning_rate"]) == (10_000, 10.0, 5000, 5e-4)
+    assert (paper["simulations"], paper["t_max"], paper["batch_size"], paper["learning_rate"]) == (
+        10_000,
+        10.0,
+        5000,
+        5e-4,
+    )
     assert paper["time_budget_s"] == 0  # runs to its epochs (or patience) on a GPU node, unchanged
     assert preset("local")["max_mae"] > preset("standard")["max_mae"]
     with pytest.raises(ValueError, match="unknown preset 'huge'"):

@@ -11,6 +11,7 @@ from components.three_body.simulate import GRID_STEP, reference_solution
 
 def _exact(x2: np.ndarray, t: float) -> np.ndarray:
     """Positions (6,) at exactly t from scipy DOP853 at rtol 1e-13, integrated to t itself."""
+
     def rhs(_t, y):
         x = y[:6].reshape(3, 2)
         d = x[None] - x[:, None]
@@ -19,8 +20,9 @@ def _exact(x2: np.ndarray, t: float) -> np.ndarray:
         return np.concatenate([y[6:], np.einsum("ijk,ij->ik", d, r2**-1.5).ravel()])
 
     x0 = np.stack([[1.0, 0.0], x2, -np.array([1.0, 0.0]) - x2])
-    solution = solve_ivp(rhs, (0, t), np.concatenate([x0.ravel(), np.zeros(6)]), method="DOP853",
-                         rtol=1e-13, atol=1e-13, t_eval=[t])
+    solution = solve_ivp(
+        rhs, (0, t), np.concatenate([x0.ravel(), np.zeros(6)]), method="DOP853", rtol=1e-13, atol=1e-13, t_eval=[t]
+    )
     return solution.y[:6, 0]
 
 
@@ -67,8 +69,9 @@ def test_targeted_data_holds_out_live_queries_and_adds_simulations_in_the_weak_b
     x2 = np.column_stack([rng.uniform(-0.5, 0.0, 12), rng.uniform(0.1, 0.9, 12)])
     boxes = np.array([[[-0.5, -0.25], [0.0, 1.0]]])
     previous = TrajectoryRows(np.zeros((5, 3)), np.zeros((5, 4)), np.array([0, 0, 1, 1, 1]))
-    made = live.targeted_data(x2, boxes, previous, new_simulations=6, t_max=0.2, spread=0.02,
-                              validation_fraction=0.25, seed=0)
+    made = live.targeted_data(
+        x2, boxes, previous, new_simulations=6, t_max=0.2, spread=0.02, validation_fraction=0.25, seed=0
+    )
     s = made.statistics
     assert s["live_initial_conditions"] == 12 and s["new_initial_conditions"] == 6
     assert s["simulations"] == 18 and s["converged"] + s["not_converged"] == 18

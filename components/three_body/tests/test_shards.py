@@ -21,8 +21,9 @@ def test_shard_starts_cover_every_simulation_once():
 def test_sharded_simulation_equals_one_process(tmp_path):
     x2 = sample_initial_x2(SIMULATIONS, SEED)
     rows = dataset.to_rows(simulate(x2, T_MAX), x2)
-    expected_train, expected_validation = (rows.subset(ids) for ids in
-                                           dataset.split_by_simulation(rows.simulation, 0.3, SEED))
+    expected_train, expected_validation = (
+        rows.subset(ids) for ids in dataset.split_by_simulation(rows.simulation, 0.3, SEED)
+    )
 
     shards = []
     for start in reversed(shard_starts(SIMULATIONS, 3)):  # gathered in any order

@@ -13,7 +13,6 @@ import numpy as np
 
 from components.sum.data import SumDataSpec, generate
 from components.three_body.simulate import GRID_STEP, sample_initial_x2
-
 from components.validation.drift import DriftReport, compare
 
 THREE_BODY_FEATURES = ("t", "x2x", "x2y")
@@ -57,8 +56,12 @@ def three_body_report(
     if not by_simulation:
         return compare(reference, current, THREE_BODY_FEATURES, seed=seed)
     return compare(
-        reference, current, THREE_BODY_FEATURES, seed=seed,
-        units=(reference_units, current_units), unit_name="simulation",
+        reference,
+        current,
+        THREE_BODY_FEATURES,
+        seed=seed,
+        units=(reference_units, current_units),
+        unit_name="simulation",
     )
 
 

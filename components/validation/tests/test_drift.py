@@ -441,8 +441,8 @@ def test_component_tests_three_body_datasets_per_simulation(tmp_path):
 
     from components.three_body import dataset
     from components.three_body.simulate import sample_initial_x2
-
     from components.validation.tests.calibration import three_body_rows
+
     from ..component import validate_data
 
     x2 = sample_initial_x2(60, 0)
@@ -455,8 +455,12 @@ def test_component_tests_three_body_datasets_per_simulation(tmp_path):
     passed = validate_data.python_func(
         reference=SimpleNamespace(path=str(tmp_path / "training.npz")),
         current=SimpleNamespace(path=str(tmp_path / "held_out.npz")),
-        feature_names="t, x2x, x2y", title="Training vs held-out simulations", alpha=0.05,
-        metrics=metrics, unit_column="simulation", **outputs,
+        feature_names="t, x2x, x2y",
+        title="Training vs held-out simulations",
+        alpha=0.05,
+        metrics=metrics,
+        unit_column="simulation",
+        **outputs,
     )
     summary = (tmp_path / "summary").read_text()
     assert passed is True and "No drift detected: all 6 tests passed." in summary

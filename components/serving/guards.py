@@ -31,7 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -123,14 +123,16 @@ class RequestGuard:
             await _reply(scope, send, 403, REPOSITORY_OFF)
             return
         if chunked:
-            receive = await self._read_chunked(scope, receive, send)
-            if receive is None:
+            replayed = await self._read_chunked(scope, receive, send)
+            if replayed is None:
                 return
+            receive = replayed
         versioned = _VERSIONED_PATH.match(path)
         if versioned and self.served_version is not None:
-            scope = await self._unversion(scope, send, versioned)
-            if scope is None:
+            unversioned = await self._unversion(scope, send, versioned)
+            if unversioned is None:
                 return
+            scope = unversioned
         await self.app(scope, receive, send)
 
     @property
@@ -167,7 +169,7 @@ class RequestGuard:
         body = b"".join(chunks)
         delivered = False
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             nonlocal delivered
             if not delivered:
                 delivered = True
@@ -178,7 +180,7 @@ class RequestGuard:
 
     async def _unversion(self, scope: Scope, send: Send, match: re.Match) -> Scope | None:
         model, version, rest = match["model"], match["version"], match["rest"] or ""
-        served = self.served_version(model)
+        served = self.served_version(model) if self.served_version else None
         if served is not None and served != version:
             await _reply(
                 scope, send, 404, f"model {model} version {version} is not served: the server serves version {served}"
@@ -267,6 +269,7 @@ def install(
     app.add_middleware(
         RequestGuard, max_body_bytes=max_body_bytes, served_version=served_version, repository_api=repository_api
     )
-    app.add_exception_handler(ClientError, _client_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
+    # Starlette types a handler as taking any Exception; each of these is registered for its own class.
+    app.add_exception_handler(ClientError, _client_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

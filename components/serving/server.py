@@ -65,7 +65,7 @@ class StoreBackedModel(Model):
         version = serving_version(self.store, self.name)
         if version is None:
             log.info("model %s: nothing deployed yet", self.name)
-            return self.ready
+            return self.active is not None
         if self.active and self.active.version == version:
             return True
         path = download_model(self.store, self.name, version, self.cache_dir)
@@ -111,8 +111,8 @@ class StoreBackedModel(Model):
         one_column = len(self.spec.output_columns) == 1
 
         def answer_rows(inputs: np.ndarray) -> tuple[list, list, list]:
-            outputs = np.asarray(active.predict(inputs), dtype=np.float64).reshape(len(inputs), -1)
-            finite = np.isfinite(outputs).all(axis=1)
+            outputs: np.ndarray = np.asarray(active.predict(inputs), dtype=np.float64).reshape(len(inputs), -1)
+            finite = np.asarray(np.isfinite(outputs).all(axis=1))
             if one_column:
                 outputs = outputs.reshape(-1)
             flagged = active.envelope.outside(inputs) if active.envelope else np.zeros(len(inputs), dtype=bool)

@@ -89,12 +89,12 @@ def evaluate(predict: Predictor, rows: TrajectoryRows, t_max: float, timing_repe
         for low, high in TIME_WINDOWS
         if ((t >= low) & (t < high)).any()
     }
-    per_simulation, energy_errors = [], []
+    simulation_errors, energy_errors = [], []
     for sim in np.unique(rows.simulation):
         mask = rows.simulation == sim
-        per_simulation.append(errors[mask].mean())
+        simulation_errors.append(errors[mask].mean())
         energy_errors.append(np.median(relative_energy_error(t[mask], _all_positions(predicted[mask]))))
-    per_simulation = np.asarray(per_simulation)
+    per_simulation = np.asarray(simulation_errors)
     first_rows = np.unique(rows.simulation, return_index=True)[1]
     batched, single = time_predictions(predict, rows.inputs)
     return ThreeBodyEvaluation(

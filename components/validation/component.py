@@ -38,7 +38,7 @@ def validate_data(
     ref_inputs, ref_units = load_dataset(Path(reference.path), unit_column)
     cur_inputs, cur_units = load_dataset(Path(current.path), unit_column)
     names = [name.strip() for name in feature_names.split(",")]
-    units = (ref_units, cur_units) if unit_column else None
+    units = (ref_units, cur_units) if ref_units is not None and cur_units is not None else None
     result = compare(
         ref_inputs, cur_inputs, names, DriftThresholds(alpha=alpha), units=units, unit_name=unit_column or "row"
     )

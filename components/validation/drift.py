@@ -198,7 +198,7 @@ def validate_inputs(
             raise ValueError(f"{label} has {array.shape[1]} feature columns but {len(names)} feature_names were given")
         if array.shape[0] < MIN_ROWS:
             raise ValueError(f"{label} needs at least {MIN_ROWS} rows, got {array.shape[0]}")
-        bad = ~np.isfinite(array).all(axis=0)
+        bad = np.asarray(~np.isfinite(array).all(axis=0))
         if bad.any():
             raise ValueError(f"{label} contains NaN or inf in feature(s) {[n for n, b in zip(names, bad) if b]}")
         arrays.append(array)

@@ -7,6 +7,8 @@ Each model follows its serving record in the object store (`models/<name>/servin
 Deploying a version means writing that record and calling the V2 model repository endpoint
 `POST /v2/repository/models/<name>/load`; the new version is loaded beside the old one and
 swapped in by one assignment, so requests in flight finish on the version they started with.
+A cluster predictor is pinned instead (`--model-version NAME=VERSION`): it serves the version
+its InferenceService names, whatever the record says, so a restarted pod serves the same one.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ class ActiveVersion:
 
 class StoreBackedModel(Model):
     def __init__(self, spec: ModelSpec, store: ObjectStore, cache_dir: Path,
-                 traffic: TrafficLogger | None = None) -> None:
+                 traffic: TrafficLogger | None = None, pinned_version: str | None = None) -> None:
         super().__init__(spec.name)
+        self.pinned_version = pinned_version
         self.spec = spec
         self.store = store
         self.cache_dir = cache_dir / spec.name
@@ -61,8 +64,8 @@ class StoreBackedModel(Model):
         self.batcher: MicroBatcher | None = None  # set by build_server unless batching is off
 
     def load(self) -> bool:
-        """Load the version the serving record names; a no-op when it is already active."""
-        version = serving_version(self.store, self.name)
+        """Load the pinned version, else the one the serving record names; a no-op when it is already active."""
+        version = self.pinned_version or serving_version(self.store, self.name)
         if version is None:
             log.info("model %s: nothing deployed yet", self.name)
             return self.ready
@@ -241,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-repository-api", action="store_true",
                         help="refuse the V2 repository calls that load and unload versions (REST and gRPC)")
     parser.add_argument("--models", default=",".join(model_specs()))
+    parser.add_argument("--model-version", action="append", default=[], metavar="NAME=VERSION",
+                        help="serve this version of the model, not the one its serving record names "
+                             "(what an InferenceService pins; repeat per model)")
     parser.add_argument("--cache-dir", type=Path, default=Path(".local/model-cache"))
     parser.add_argument("--no-traffic-log", action="store_true", help="do not log requests to the store")
     parser.add_argument("--max-body-bytes", type=int, default=guards.DEFAULT_MAX_BODY_BYTES,
@@ -262,13 +268,20 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [name for name in args.models.split(",") if name not in specs]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(specs)}")
+    pinned = dict(pair.partition("=")[::2] for pair in args.model_version)
+    if any(not version for version in pinned.values()) or len(pinned) != len(args.model_version):
+        parser.error("--model-version takes NAME=VERSION, once per model")
+    stray = sorted(set(pinned) - set(args.models.split(",")))
+    if stray:
+        parser.error(f"--model-version names model(s) not served: {', '.join(stray)}")
     limit_model_threads(args.model_threads)
     store = ObjectStore.from_env()
     store.ensure_bucket(MODEL_BUCKET)
     traffic = None if args.no_traffic_log else TrafficLogger(store)
     if traffic:
         traffic.start()
-    models = [StoreBackedModel(specs[name], store, args.cache_dir, traffic) for name in args.models.split(",")]
+    models = [StoreBackedModel(specs[name], store, args.cache_dir, traffic, pinned.get(name))
+              for name in args.models.split(",")]
     try:
         serving = build_server(models, args.max_body_bytes, batching=not args.no_batching,
                                repository_api=not args.no_repository_api)

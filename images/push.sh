@@ -30,6 +30,11 @@ if [ -z "$PUSH_TO" ] && [[ $REGISTRY == localhost/* || $REGISTRY == localhost ]]
     die "$REGISTRY is this machine's store, not a registry: set IMAGE_REGISTRY (rebuild and recompile with it) or PUSH_TO"
 fi
 
+case $PUSH_TO in
+    "" | oci:?* | dir:?* | docker://?*) ;;
+    *) die "PUSH_TO=$PUSH_TO: use oci:DIR, dir:DIR or docker://HOST/NAMESPACE" ;;
+esac
+
 destination() {  # destination ROLE: where that image goes, in the engine's transport syntax
     local role=$1
     case $PUSH_TO in
@@ -37,7 +42,6 @@ destination() {  # destination ROLE: where that image goes, in the engine's tran
         oci:*) echo "$PUSH_TO/$role:$TAG" ;;
         dir:*) echo "$PUSH_TO/$role-$TAG" ;;
         docker://*) echo "$PUSH_TO/$role:$TAG" ;;
-        *) die "PUSH_TO=$PUSH_TO: use oci:DIR, dir:DIR or docker://HOST/NAMESPACE" ;;
     esac
 }
 

@@ -46,7 +46,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sum spec compiled for a registry, as `IMAGE_REGISTRY=... python -m pipelines compile` does
     (in a process of its own: the image names are read when the components are imported)."""
     out = tmp_path_factory.mktemp("compiled")
-    compile_for_registry = f"from pipelines.registry import compile_all; compile_all(['sum'], out_dir=__import__('pathlib').Path({str(out)!r}))"
+    compile_for_registry = ("from pathlib import Path; from pipelines.registry import compile_all; "
+                            f"compile_all(['sum'], out_dir=Path({str(out)!r}))")
     subprocess.run([sys.executable, "-c", compile_for_registry], check=True, timeout=300,
                    env={**os.environ, "IMAGE_REGISTRY": REGISTRY})
     path = out / "sum.yaml"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import tempfile

@@ -21,7 +21,8 @@ def executors(path: Path) -> tuple[set[str], dict[str, dict]]:
 
 
 def test_every_task_names_the_pull_secret_when_compiled_with_one(tmp_path: Path) -> None:
-    compile_to = f"from pathlib import Path; from pipelines.registry import compile_all; compile_all(out_dir=Path({str(tmp_path)!r}))"
+    compile_to = ("from pathlib import Path; from pipelines.registry import compile_all; "
+                  f"compile_all(out_dir=Path({str(tmp_path)!r}))")
     subprocess.run([sys.executable, "-c", compile_to], check=True, timeout=600,
                    env={**os.environ, "IMAGE_PULL_SECRET": "regcred"})
     for name in registry():

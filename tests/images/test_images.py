@@ -415,17 +415,16 @@ def test_push_writes_each_built_image_to_an_oci_layout(built_images, tmp_path):
                             env={**os.environ, "PUSH_TO": f"oci:{layouts}"}, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(path.name for path in layouts.iterdir()) == sorted(ROLES)
+    def blob(layout: Path, digest: str) -> dict:
+        algorithm, value = digest.split(":")
+        return json.loads((layout / "blobs" / algorithm / value).read_text())
+
     for role in ROLES:
         layout = layouts / role
-
-        def blob(digest: str) -> dict:
-            algorithm, value = digest.split(":")
-            return json.loads((layout / "blobs" / algorithm / value).read_text())
-
         assert json.loads((layout / "oci-layout").read_text())["imageLayoutVersion"] == "1.0.0"
         (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
         assert entry["annotations"]["org.opencontainers.image.ref.name"] == DEFAULT_TAG
-        config = blob(blob(entry["digest"])["config"]["digest"])
+        config = blob(layout, blob(layout, entry["digest"])["config"]["digest"])
         # the very layers of the image that was built (uncompressed digests), and its user
         source = _podman("image", "inspect", image(role), "--format", "{{json .RootFS.Layers}}")
         assert config["rootfs"]["diff_ids"] == json.loads(source.stdout), role
@@ -436,7 +435,7 @@ def test_push_writes_each_built_image_to_an_oci_layout(built_images, tmp_path):
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not RUN_IMAGE_TESTS, reason="set RUN_IMAGE_TESTS=1 to build the images (minutes) and run the pipeline in them")
+@pytest.mark.skipif(not RUN_IMAGE_TESTS, reason="set RUN_IMAGE_TESTS=1 to build the images and run it in them")
 def test_sharded_three_body_pipeline_runs_in_the_images(built_images, docker_api, own_store, tmp_path):
     from kfp import local
     from kfp.local.config import LocalExecutionConfig
@@ -465,7 +464,7 @@ def test_sharded_three_body_pipeline_runs_in_the_images(built_images, docker_api
 
     (run_dir,) = root.glob("three-body-*")
     run = LocalRun(run_dir)
-    shards = sorted(run_dir.glob("simulate-three-body-shard*"))
+    shards = sorted(run_dir.glob("for-loop-*/simulate-three-body-shard"))  # one ParallelFor iteration each
     assert len(shards) == 2, [path.name for path in run_dir.iterdir()]  # 8 simulations, 4 per pod
     statistics = run.artifact_metadata("gather-three-body-simulations", "statistics")
     assert statistics["simulations"] == 8, statistics
@@ -508,8 +507,8 @@ def two_versions(own_store, tmp_path_factory) -> dict[str, tuple[str, str]]:
     versions = {}
     for name, card in cards.items():
         folder = tmp_path_factory.mktemp(f"{name}-versions")
-        versions[name] = tuple(deploy(ObjectStore(own_store), _tiny_model(name, seed, folder / str(seed)), card, "none", "")
-                               for seed in (11, 12))
+        versions[name] = tuple(deploy(ObjectStore(own_store), _tiny_model(name, seed, folder / str(seed)), card,
+                                      "none", "") for seed in (11, 12))
         assert versions[name][0] != versions[name][1]
     return versions
 

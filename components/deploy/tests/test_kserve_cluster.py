@@ -12,9 +12,9 @@ from kubernetes.client.rest import ApiException
 from components.deploy import kserve_cluster
 from components.deploy.kserve_cluster import (
     KServeInferenceServices,
+    Scaling,
     build_inference_service,
     default_resources,
-    Scaling,
     deploy_to_cluster,
     pinned_version,
     v1_smoke_test,
@@ -139,7 +139,8 @@ def test_predictor_runs_the_project_server_with_store_credentials_from_the_secre
 
 def test_replica_bounds_and_scale_target_are_parameters() -> None:
     spec = serialize(isvc())["spec"]["predictor"]
-    assert (spec["minReplicas"], spec["maxReplicas"], spec["scaleMetric"], spec["scaleTarget"]) == (1, 3, "concurrency", 8)
+    bounds = (spec["minReplicas"], spec["maxReplicas"], spec["scaleMetric"], spec["scaleTarget"])
+    assert bounds == (1, 3, "concurrency", 8)
     spec = serialize(isvc(scaling=Scaling(0, 10, 20, "rps")))["spec"]["predictor"]
     assert (spec["minReplicas"], spec["maxReplicas"], spec["scaleMetric"], spec["scaleTarget"]) == (0, 10, "rps", 20)
     for bad in (dict(min_replicas=4, max_replicas=3), dict(max_replicas=0, min_replicas=0), dict(scale_target=0),

@@ -412,7 +412,7 @@ def test_push_writes_each_built_image_to_an_oci_layout(built_images, tmp_path):
         pytest.skip("pushing to an OCI layout needs podman (docker pushes to registries only)")
     layouts = tmp_path / "layouts"
     result = subprocess.run(["bash", str(IMAGES / "push.sh")], capture_output=True, text=True, timeout=1800,
-                            env={**os.environ, "PUSH_TO": f"oci:{layouts}"}, check=False)
+                            env={**os.environ, "CONTAINER_ENGINE": "podman", "PUSH_TO": f"oci:{layouts}"}, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(path.name for path in layouts.iterdir()) == sorted(ROLES)
     def blob(layout: Path, digest: str) -> dict:

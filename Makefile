@@ -46,9 +46,13 @@ bench: $(STAMP)
 compile: $(STAMP)
 	$(PY) -m pipelines compile
 
-## images: build the component images with docker or podman (IMAGE_REGISTRY, IMAGE_TAG)
+## images: build the component images with docker or podman (IMAGE_REGISTRY, IMAGE_TAG; GPU=1 adds trainer-gpu)
 images:
 	bash images/build.sh
+
+## push: push what `make images` built to IMAGE_REGISTRY (or PUSH_TO=oci:DIR | dir:DIR | docker://HOST/NS)
+push:
+	bash images/push.sh
 
 ## submit: upload and run on Kubeflow: make submit PIPELINE=sum KFP_HOST=http://localhost:8080 [ARGS="--param k=v"]
 PIPELINE ?= sum

@@ -32,8 +32,11 @@ SERVICE_FIXTURES = {"store_process", "model_server"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    unmarked = [item.nodeid for item in items
-                if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("integration")]
+    unmarked = [
+        item.nodeid
+        for item in items
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("integration")
+    ]
     if unmarked:
         raise pytest.UsageError("tests that start a service must be marked integration:\n  " + "\n  ".join(unmarked))
 
@@ -69,8 +72,13 @@ def store_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorePro
     config = StoreConfig(f"127.0.0.1:{_store_port()}", f"test-{secrets.token_hex(4)}", secrets.token_urlsafe(18))
     process = StoreProcess(config, root / "data", root / "weed.log")
     process.start()
-    os.environ.update({"MINIO_ENDPOINT": config.endpoint, "MINIO_ACCESS_KEY": config.access_key,
-                       "MINIO_SECRET_KEY": config.secret_key})
+    os.environ.update(
+        {
+            "MINIO_ENDPOINT": config.endpoint,
+            "MINIO_ACCESS_KEY": config.access_key,
+            "MINIO_SECRET_KEY": config.secret_key,
+        }
+    )
     yield process
     process.stop()
 
@@ -104,10 +112,21 @@ class ServerProcess:
     def start(self, timeout: float = 120) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "components.serving", "--http-port", self.url.rsplit(":", 1)[1],
-                 "--grpc-port", self.grpc.rsplit(":", 1)[1], "--cache-dir", str(self.log.parent / "cache"),
-                 *self.options],
-                stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                [
+                    sys.executable,
+                    "-m",
+                    "components.serving",
+                    "--http-port",
+                    self.url.rsplit(":", 1)[1],
+                    "--grpc-port",
+                    self.grpc.rsplit(":", 1)[1],
+                    "--cache-dir",
+                    str(self.log.parent / "cache"),
+                    *self.options,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=os.environ.copy(),
             )
         deadline = time.monotonic() + timeout
         while not is_live(self.url):
@@ -127,8 +146,9 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="session")
-def model_server_process(store_config: StoreConfig,
-                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def model_server_process(
+    store_config: StoreConfig, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     """The tests' model server; its REST URL is also exported as MODEL_SERVER_URL."""
     server = ServerProcess(tmp_path_factory.mktemp("model-server") / "server.log")
     server.start()
@@ -186,8 +206,9 @@ def deployed_three_body(store_config: StoreConfig, model_server: str, tmp_path_f
 
     rng = np.random.default_rng(0)
     inputs = rng.uniform([0, -0.5, 0], [3.9, 0, 1], size=(200, 3))
-    model = train(inputs, rng.normal(size=(200, 4)),
-                  ThreeBodyTrainingConfig(hidden_layers=2, units=8, epochs=1, batch_size=50))
+    model = train(
+        inputs, rng.normal(size=(200, 4)), ThreeBodyTrainingConfig(hidden_layers=2, units=8, epochs=1, batch_size=50)
+    )
     path = tmp_path_factory.mktemp("three-body-model") / "model"
     export(model, path)
     return deploy(ObjectStore(store_config), path, tiny_three_body_card(), "local", model_server)

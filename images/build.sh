@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the component images with docker (when a daemon answers) or podman:
 #   ${IMAGE_REGISTRY:-localhost/fuseml-kfp}/{base,trainer,predictor}:${IMAGE_TAG:-0.1.0}
-# plus .../deps:TAG, the shared dependency stage the trainer builds on (not pushed).
+# plus .../deps:TAG, the shared dependency stage the trainer builds on (not pushed), and with
+# GPU=1 .../trainer-gpu:TAG, the trainer with TensorFlow's CUDA wheels (gigabytes; not in CI).
+# images/push.sh pushes them.
 #
 # Environment:
 #   IMAGE_REGISTRY, IMAGE_TAG  where the images are tagged (the same variables the pipelines
@@ -85,8 +87,8 @@ stage_context() {
     tar -C "$ROOT" --exclude=__pycache__ --exclude=tests --exclude='*.pyc' \
         -cf - requirements.txt pyproject.toml components pipelines | tar -C "$CONTEXT" -xf -
     # podman's layer cache does not see a changed --build-arg: a file in the copied sources
-    # makes a new commit rebuild the project layer, and with it ENV CODE_VERSION.
-    printf '%s\n' "$CODE_VERSION" > "$CONTEXT/components/.code-version"
+    # makes a new commit (or other image names) rebuild the project layer, and with it the ENVs.
+    printf '%s\n' "$CODE_VERSION" "$REGISTRY" "$TAG" > "$CONTEXT/components/.code-version"
 }
 
 build() {  # build DOCKERFILE IMAGE [extra build args...]
@@ -105,18 +107,24 @@ build() {  # build DOCKERFILE IMAGE [extra build args...]
 }
 
 main() {
-    log "images $REGISTRY/{base,trainer,predictor}:$TAG, CODE_VERSION=$CODE_VERSION"
+    log "images $REGISTRY/{base,trainer,predictor$([ "${GPU:-0}" != 1 ] || echo ,trainer-gpu)}:$TAG, CODE_VERSION=$CODE_VERSION"
     choose_engine
     choose_python_image
     stage_context
     build base/Dockerfile "$REGISTRY/deps:$TAG" --target deps --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE"
     build base/Dockerfile "$REGISTRY/base:$TAG" --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" \
-        --build-arg "CODE_VERSION=$CODE_VERSION"
+        --build-arg "CODE_VERSION=$CODE_VERSION" --build-arg "IMAGE_REGISTRY=$REGISTRY" --build-arg "IMAGE_TAG=$TAG"
     build trainer/Dockerfile "$REGISTRY/trainer:$TAG" --build-arg "DEPS_IMAGE=$REGISTRY/deps:$TAG" \
         --build-arg "CODE_VERSION=$CODE_VERSION"
     # The predictor inherits the trainer's CODE_VERSION.
     build predictor/Dockerfile "$REGISTRY/predictor:$TAG" --build-arg "TRAINER_IMAGE=$REGISTRY/trainer:$TAG"
-    for role in base trainer predictor; do
+    local roles=(base trainer predictor)
+    if [ "${GPU:-0}" = 1 ]; then
+        build trainer-gpu/Dockerfile "$REGISTRY/trainer-gpu:$TAG" --build-arg "DEPS_IMAGE=$REGISTRY/deps:$TAG" \
+            --build-arg "CODE_VERSION=$CODE_VERSION"
+        roles+=(trainer-gpu)
+    fi
+    for role in "${roles[@]}"; do
         log "$REGISTRY/$role:$TAG $("${ENGINE[@]}" image inspect --format '{{.Id}} {{.Size}}' "$REGISTRY/$role:$TAG" \
             | awk '{printf "%s %.0f MB", substr($1, 1, 19), $2 / 1e6}')"
     done

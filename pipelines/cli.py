@@ -1,4 +1,4 @@
-"""`python -m pipelines compile | run NAME [--param k=v] | submit NAME | schedule NAME | stop`."""
+"""`python -m pipelines compile | run NAME [--param k=v] | submit NAME | schedule NAME | manifest MODEL | stop`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pipelines import kfp_submit, local_env
+from pipelines import kfp_submit, local_env, manifest
 from pipelines.local_run import LocalRun
 from pipelines.registry import PipelineEntry, compile_all, compiled_path, registry
 
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--preset", help="a named set of parameters, e.g. three-body's local or paper")
     commands.add_parser("stop", help="stop the local object store and model server")
     kfp_submit.add_cli(commands)
+    manifest.add_cli(commands)
     args = parser.parse_args(argv)
 
     if args.command == "compile":
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("submit", "schedule"):
         return kfp_submit.handle(args)
+    if args.command == "manifest":
+        return manifest.handle(args)
     if args.command == "stop":
         stopped = local_env.stop()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

@@ -5,12 +5,17 @@ backend default: a KFP backend caches a task unless told otherwise, and a pod wi
 requests is refused in a namespace with a ResourceQuota. kfp's local runner ignores the
 resources and the deadline (it honours caching only when asked and retries always).
 
+With `IMAGE_PULL_SECRET` set when the pipelines are compiled, every task also names that
+Secret (kfp-kubernetes `set_image_pull_secrets`), for a registry that needs credentials. The
+committed YAML is compiled without it.
+
 The sizes come from the peaks measured by `tests/benchmarks/bench_task_resources.py` (a
 table in the README), with headroom: limits about twice the measured peak resident memory.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from kfp import kubernetes
@@ -44,7 +49,13 @@ FIRST_BACKOFF = "30s"
 MAX_BACKOFF = "5m"
 
 
+PULL_SECRET_VAR = "IMAGE_PULL_SECRET"
+
+
 def _sized(task: PipelineTask, size: Size) -> PipelineTask:
+    pull_secret = os.environ.get(PULL_SECRET_VAR)
+    if pull_secret:
+        kubernetes.set_image_pull_secrets(task, [pull_secret])
     task.set_cpu_request(size.cpu_request).set_cpu_limit(size.cpu_limit)
     task.set_memory_request(size.memory_request).set_memory_limit(size.memory_limit)
     return kubernetes.set_timeout(task, size.timeout_seconds)

@@ -102,6 +102,23 @@ def check_backend(client: kfp.Client) -> None:
         )
 
 
+LOCAL_REGISTRY = "localhost/"
+
+
+def local_images(package_path: Path) -> list[str]:
+    """The executor images of a compiled spec that name this machine's store (`localhost/...`),
+    which no cluster can pull unless they were side-loaded into its nodes."""
+    import yaml
+
+    images = {
+        executor["container"]["image"]
+        for document in yaml.safe_load_all(package_path.read_text())  # the pipeline, then its platform spec
+        for executor in ((document or {}).get("deploymentSpec") or {}).get("executors", {}).values()
+        if "container" in executor
+    }
+    return sorted(image for image in images if image.startswith(LOCAL_REGISTRY))
+
+
 def package_digest(package_path: Path) -> str:
     return hashlib.sha256(package_path.read_bytes()).hexdigest()
 
@@ -256,6 +273,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         )
         command.add_argument("--param", action="append", default=[], metavar="K=V")
         command.add_argument("--preset", help="a named set of parameters, e.g. three-body's paper")
+        command.add_argument(
+            "--local-images",
+            action="store_true",
+            help="the cluster has the localhost/ images side-loaded (kind, k3s): submit a spec that names them",
+        )
     schedule_cmd.add_argument("--cron", required=True, help="6 fields, seconds first: '0 0 3 * * *' is 03:00 daily")
     schedule_cmd.add_argument("--max-concurrency", type=int, default=1)
     schedule_cmd.add_argument("--catchup", action="store_true", help="backfill the intervals missed while paused")
@@ -263,7 +285,6 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Run `submit` or `schedule`: validate locally, compile fresh, then talk to the API server."""
-    from components.images import image
     from pipelines.registry import compile_all, compiled_path, registry
 
     pipelines = registry()
@@ -279,13 +300,16 @@ def handle(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if image("base").startswith("localhost/"):
+    compile_all([args.name])  # never submit a YAML older than the sources
+    unpullable = local_images(compiled_path(args.name))
+    if unpullable and not args.local_images:
         print(
-            f"warning: the components use {image('base')}, which a cluster cannot pull: "
-            "set IMAGE_REGISTRY (and push the images) before submitting",
+            f"error: the spec names images in this machine's store ({', '.join(unpullable)}), which a cluster "
+            "cannot pull: build and push with IMAGE_REGISTRY set (make images push), or pass --local-images "
+            "if they are side-loaded into the cluster's nodes (kind load, k3s ctr images import)",
             file=sys.stderr,
         )
-    compile_all([args.name])  # never submit a YAML older than the sources
+        return 2
     client = make_client(args.host, args.namespace, args.token)
     try:
         if args.kfp_action == "submit":

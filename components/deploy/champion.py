@@ -43,10 +43,18 @@ def decide(
         return GateDecision(True, f"PASS: error {challenger_score:.4g} <= {threshold:g}; first deployment", *args)
     limit = champion_score * (1 + tolerance)
     if challenger_score <= limit:
-        return GateDecision(True, f"PASS: error {challenger_score:.4g} <= {threshold:g} and no worse than "
-                                  f"champion {champion_version} ({champion_score:.4g}, tolerance {tolerance:.0%})", *args)
-    return GateDecision(False, f"REFUSED: error {challenger_score:.4g} is worse than champion {champion_version} "
-                               f"({champion_score:.4g}, tolerance {tolerance:.0%})", *args)
+        return GateDecision(
+            True,
+            f"PASS: error {challenger_score:.4g} <= {threshold:g} and no worse than "
+            f"champion {champion_version} ({champion_score:.4g}, tolerance {tolerance:.0%})",
+            *args,
+        )
+    return GateDecision(
+        False,
+        f"REFUSED: error {challenger_score:.4g} is worse than champion {champion_version} "
+        f"({champion_score:.4g}, tolerance {tolerance:.0%})",
+        *args,
+    )
 
 
 def load_champion(

@@ -8,8 +8,14 @@ from components.images import BASE_IMAGE
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def deploy_model(
-    model: Input[Model], metrics: Input[Metrics], training_data: Input[Dataset], model_name: str, target: str,
-    server_url: str, store_endpoint: str, canary_percent: int,
+    model: Input[Model],
+    metrics: Input[Metrics],
+    training_data: Input[Dataset],
+    model_name: str,
+    target: str,
+    server_url: str,
+    store_endpoint: str,
+    canary_percent: int,
 ) -> str:
     """Publish to s3://models/<name>/<version>/ with its model card, then serve it; returns the version.
 
@@ -35,7 +41,14 @@ def deploy_model(
     if card.model_name != model_name:
         raise ValueError(f"the model artifact is a {card.model_name!r} model, not {model_name!r}")
     card = dataclasses.replace(card, metrics=dict(metrics.metadata))
-    version = deploy(ObjectStore.from_env(endpoint=store_endpoint), Path(model.path), card, target, server_url,
-                     Path(training_data.path), canary_percent)
+    version = deploy(
+        ObjectStore.from_env(endpoint=store_endpoint),
+        Path(model.path),
+        card,
+        target,
+        server_url,
+        Path(training_data.path),
+        canary_percent,
+    )
     print(f"deployed {model_name} version {version}", flush=True)
     return version

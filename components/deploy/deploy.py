@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Callable
+import os
 from pathlib import Path
 
 from components.contract import ModelCard
@@ -29,8 +29,11 @@ def deploy(
     training_data: Path | None = None,
     canary_percent: int = 0,
 ) -> str:
-    """Publish `card.model_name`, record it as serving, and have the target load it; on failure
-    restore the record.
+    """Publish `card.model_name` and put it into service; the serving record names what serves.
+
+    `local`: record the version, then have the model server load it (the record is restored if it
+    cannot). `kserve`: roll out an InferenceService that pins the version, and write the record
+    only once it serves; after a rollback the record names the version the restored spec pins.
 
     The training data go to the store too (content-addressed), so that monitoring can later
     compare served traffic with exactly what the model learnt from.
@@ -48,43 +51,57 @@ def deploy(
         card = dataclasses.replace(card, training_data_uri=f"s3://{DATASET_BUCKET}/{key}")
     previous = serving_version(store, name)
     version = publish_model(store, model_dir, dataclasses.replace(card, replaced=previous))
-    set_serving_version(store, name, version, replaced=previous)
-
-    def restore_record() -> None:
-        if previous:
-            set_serving_version(store, name, previous, replaced=version)
-
-    try:
+    if target == "kserve":
+        # The InferenceService pins the version; the record follows the spec once it serves.
+        restored = _roll_out_on_kserve(name, version, canary_percent)
+        if restored is not None:
+            if restored != serving_version(store, name):
+                set_serving_version(store, name, restored, replaced=version)
+            raise DeployError(f"{name} {version} rolled back to {restored}")
+        set_serving_version(store, name, version, replaced=previous)
+    else:
+        set_serving_version(store, name, version, replaced=previous)
         if target == "local":
-            load_version(server_url, name, version)
-        elif target == "kserve":
-            _roll_out_on_kserve(name, version, canary_percent, restore_record)
-    except Exception:
-        restore_record()
-        raise
+            try:
+                load_version(server_url, name, version)
+            except Exception:
+                if previous:
+                    set_serving_version(store, name, previous, replaced=version)
+                raise
     log.info("model %s version %s deployed to %s (replaced %s)", name, version, target, previous)
     return version
 
 
-def _roll_out_on_kserve(name: str, version: str, canary_percent: int, restore_record: Callable[[], None]) -> None:
-    """Create or replace the InferenceService; promote, or roll back and restore the record."""
+def _roll_out_on_kserve(name: str, version: str, canary_percent: int) -> str | None:
+    """Create or replace the InferenceService serving `version`: None when it serves, the version
+    the restored spec pins after a rollback; DeployError when a first deployment fails.
+
+    The namespace is the run's own (a profile namespace); the smoke test calls the cluster-local
+    address unless SMOKE_TEST_ADDRESS=external.
+    """
     from kserve.utils.utils import get_default_target_namespace
 
     from components.deploy.kserve_cluster import (
-        SERVICE_ACCOUNT,
         KServeInferenceServices,
         build_inference_service,
-        default_resources,
         deploy_to_cluster,
         v1_smoke_test,
     )
     from components.images import image
 
     isvc = build_inference_service(
-        name, get_default_target_namespace(), f"s3://{MODEL_BUCKET}/{name}", SERVICE_ACCOUNT,
-        image("predictor"), canary_percent or None, default_resources(), model_version=version)
-    outcome = deploy_to_cluster(KServeInferenceServices(), isvc, timeout=600.0,
-                                smoke_test=v1_smoke_test(name, [list(row) for row in model_spec(name).smoke_rows]),
-                                before_rollback=restore_record)
-    if not outcome.serving_new:
+        name, get_default_target_namespace(), version, image("predictor"), canary_percent=canary_percent or None
+    )
+    outcome = deploy_to_cluster(
+        KServeInferenceServices(),
+        isvc,
+        timeout=600.0,
+        smoke_test=v1_smoke_test(name, [list(row) for row in model_spec(name).smoke_rows]),
+        address=os.environ.get("SMOKE_TEST_ADDRESS", "cluster-local"),
+    )  # type: ignore[arg-type]
+    if outcome.serving_new:
+        return None
+    if outcome.restored_version is None:
         raise DeployError(f"{name} {version}: {outcome.action}: {outcome.detail}")
+    log.warning("%s %s: %s: %s", name, version, outcome.action, outcome.detail)
+    return outcome.restored_version

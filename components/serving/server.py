@@ -7,6 +7,8 @@ Each model follows its serving record in the object store (`models/<name>/servin
 Deploying a version means writing that record and calling the V2 model repository endpoint
 `POST /v2/repository/models/<name>/load`; the new version is loaded beside the old one and
 swapped in by one assignment, so requests in flight finish on the version they started with.
+A cluster predictor is pinned instead (`--model-version NAME=VERSION`): it serves the version
+its InferenceService names, whatever the record says, so a restarted pod serves the same one.
 """
 
 from __future__ import annotations
@@ -50,9 +52,16 @@ class ActiveVersion:
 
 
 class StoreBackedModel(Model):
-    def __init__(self, spec: ModelSpec, store: ObjectStore, cache_dir: Path,
-                 traffic: TrafficLogger | None = None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        store: ObjectStore,
+        cache_dir: Path,
+        traffic: TrafficLogger | None = None,
+        pinned_version: str | None = None,
+    ) -> None:
         super().__init__(spec.name)
+        self.pinned_version = pinned_version
         self.spec = spec
         self.store = store
         self.cache_dir = cache_dir / spec.name
@@ -61,8 +70,8 @@ class StoreBackedModel(Model):
         self.batcher: MicroBatcher | None = None  # set by build_server unless batching is off
 
     def load(self) -> bool:
-        """Load the version the serving record names; a no-op when it is already active."""
-        version = serving_version(self.store, self.name)
+        """Load the pinned version, else the one the serving record names; a no-op when it is already active."""
+        version = self.pinned_version or serving_version(self.store, self.name)
         if version is None:
             log.info("model %s: nothing deployed yet", self.name)
             return self.active is not None
@@ -82,8 +91,10 @@ class StoreBackedModel(Model):
     def get_output_types(self) -> list[dict[str, Any]]:
         width = len(self.spec.output_columns)
         shape = [-1] if width == 1 else [-1, width]
-        return [{"name": self.spec.output_name, "datatype": "FP64", "shape": shape},
-                {"name": "out_of_envelope", "datatype": "BOOL", "shape": [-1]}]
+        return [
+            {"name": self.spec.output_name, "datatype": "FP64", "shape": shape},
+            {"name": "out_of_envelope", "datatype": "BOOL", "shape": [-1]},
+        ]
 
     async def _answer(self, active: ActiveVersion, inputs: np.ndarray) -> Answer:
         """Answer one request's rows: alone, or (when batching is on) in one model call together
@@ -94,8 +105,9 @@ class StoreBackedModel(Model):
         if not all(finite):
             rows = [row for row, ok in enumerate(finite) if not ok]
             listed = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
-            raise InvalidInput(f"the model's answer for row(s) {listed} is not a finite number: "
-                               "the inputs are too large for it")
+            raise InvalidInput(
+                f"the model's answer for row(s) {listed} is not a finite number: the inputs are too large for it"
+            )
         shape = [len(outputs)] if len(self.spec.output_columns) == 1 else [len(outputs), len(self.spec.output_columns)]
         return Answer(outputs, shape, flagged)
 
@@ -117,7 +129,8 @@ class StoreBackedModel(Model):
                 outputs = outputs.reshape(-1)
             flagged = active.envelope.outside(inputs) if active.envelope else np.zeros(len(inputs), dtype=bool)
             logged_inputs, logged_outputs, logged_flags = (
-                (inputs, outputs, flagged) if finite.all() else (inputs[finite], outputs[finite], flagged[finite]))
+                (inputs, outputs, flagged) if finite.all() else (inputs[finite], outputs[finite], flagged[finite])
+            )
             rows_total.inc(len(logged_inputs))
             rows_outside.inc(int(logged_flags.sum()))
             if self.traffic:
@@ -127,8 +140,9 @@ class StoreBackedModel(Model):
         self._answerer = (active, answer_rows)
         return answer_rows
 
-    async def predict(self, payload: Any, headers: dict[str, str] | None = None,
-                      response_headers: dict[str, str] | None = None) -> Any:
+    async def predict(
+        self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> Any:
         active = self.active  # read once: the whole request is answered by one version
         if active is None:
             raise ModelNotReady(self.name)
@@ -136,8 +150,10 @@ class StoreBackedModel(Model):
         if isinstance(payload, InferRequest):
             wanted = _requested_outputs(payload, (self.spec.output_name, "out_of_envelope"))
             answer = await self._answer(active, _checked(lambda: rows_v2(payload, self.spec.input_name, width)))
-            outputs = [InferOutput(self.spec.output_name, answer.shape, "FP64", answer.outputs),
-                       InferOutput("out_of_envelope", [len(answer.flagged)], "BOOL", answer.flagged)]
+            outputs = [
+                InferOutput(self.spec.output_name, answer.shape, "FP64", answer.outputs),
+                InferOutput("out_of_envelope", [len(answer.flagged)], "BOOL", answer.flagged),
+            ]
             return InferResponse(
                 response_id=payload.id or str(uuid.uuid4()),
                 model_name=self.name,
@@ -147,8 +163,7 @@ class StoreBackedModel(Model):
                 requested_outputs=payload.request_outputs,
             )
         answer = await self._answer(active, _checked(lambda: rows_v1(payload, width)))
-        return {"predictions": answer.outputs, "model_version": active.version,
-                "out_of_envelope": answer.flagged}
+        return {"predictions": answer.outputs, "model_version": active.version, "out_of_envelope": answer.flagged}
 
 
 @dataclass(frozen=True)
@@ -210,8 +225,12 @@ def limit_model_threads(threads: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def build_server(models: list[StoreBackedModel], max_body_bytes: int = guards.DEFAULT_MAX_BODY_BYTES,
-                 batching: bool = True, repository_api: bool = True) -> kserve_adapter.Serving:
+def build_server(
+    models: list[StoreBackedModel],
+    max_body_bytes: int = guards.DEFAULT_MAX_BODY_BYTES,
+    batching: bool = True,
+    repository_api: bool = True,
+) -> kserve_adapter.Serving:
     """KServe's server parts for the models, with request limits and (unless off) micro-batching."""
     for model in models:
         try:
@@ -233,23 +252,49 @@ def build_server(models: list[StoreBackedModel], max_body_bytes: int = guards.DE
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the project's models from the object store.")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="the address to listen on, for REST and gRPC (default: %(default)s; 0.0.0.0 in a pod)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on, for REST and gRPC (default: %(default)s; 0.0.0.0 in a pod)",
+    )
     parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--grpc-port", type=int, default=8081,
-                        help="the Open Inference Protocol over gRPC (default: %(default)s; 0: off)")
-    parser.add_argument("--no-repository-api", action="store_true",
-                        help="refuse the V2 repository calls that load and unload versions (REST and gRPC)")
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=8081,
+        help="the Open Inference Protocol over gRPC (default: %(default)s; 0: off)",
+    )
+    parser.add_argument(
+        "--no-repository-api",
+        action="store_true",
+        help="refuse the V2 repository calls that load and unload versions (REST and gRPC)",
+    )
     parser.add_argument("--models", default=",".join(model_specs()))
+    parser.add_argument(
+        "--model-version",
+        action="append",
+        default=[],
+        metavar="NAME=VERSION",
+        help="serve this version of the model, not the one its serving record names "
+        "(what an InferenceService pins; repeat per model)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path(".local/model-cache"))
     parser.add_argument("--no-traffic-log", action="store_true", help="do not log requests to the store")
-    parser.add_argument("--max-body-bytes", type=int, default=guards.DEFAULT_MAX_BODY_BYTES,
-                        help="refuse larger request bodies with a 413, and larger gRPC messages with "
-                             "RESOURCE_EXHAUSTED (default: %(default)s)")
-    parser.add_argument("--model-threads", type=int, default=1,
-                        help="TensorFlow threads per model call (default: %(default)s)")
-    parser.add_argument("--no-batching", action="store_true",
-                        help="one model call per request instead of batching concurrent requests' rows")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=guards.DEFAULT_MAX_BODY_BYTES,
+        help="refuse larger request bodies with a 413, and larger gRPC messages with "
+        "RESOURCE_EXHAUSTED (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--model-threads", type=int, default=1, help="TensorFlow threads per model call (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--no-batching",
+        action="store_true",
+        help="one model call per request instead of batching concurrent requests' rows",
+    )
     args = parser.parse_args(argv)
     if args.max_body_bytes < 1:
         parser.error("--max-body-bytes must be positive")
@@ -262,19 +307,36 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [name for name in args.models.split(",") if name not in specs]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(specs)}")
+    pinned = dict(pair.partition("=")[::2] for pair in args.model_version)
+    if any(not version for version in pinned.values()) or len(pinned) != len(args.model_version):
+        parser.error("--model-version takes NAME=VERSION, once per model")
+    stray = sorted(set(pinned) - set(args.models.split(",")))
+    if stray:
+        parser.error(f"--model-version names model(s) not served: {', '.join(stray)}")
     limit_model_threads(args.model_threads)
     store = ObjectStore.from_env()
     store.ensure_bucket(MODEL_BUCKET)
     traffic = None if args.no_traffic_log else TrafficLogger(store)
     if traffic:
         traffic.start()
-    models = [StoreBackedModel(specs[name], store, args.cache_dir, traffic) for name in args.models.split(",")]
+    models = [
+        StoreBackedModel(specs[name], store, args.cache_dir, traffic, pinned.get(name))
+        for name in args.models.split(",")
+    ]
     try:
-        serving = build_server(models, args.max_body_bytes, batching=not args.no_batching,
-                               repository_api=not args.no_repository_api)
-        kserve_adapter.run(serving, kserve_adapter.Listen(
-            host=args.host, http_port=args.http_port, grpc_port=args.grpc_port or None,
-            max_message_bytes=args.max_body_bytes, repository_api=not args.no_repository_api))
+        serving = build_server(
+            models, args.max_body_bytes, batching=not args.no_batching, repository_api=not args.no_repository_api
+        )
+        kserve_adapter.run(
+            serving,
+            kserve_adapter.Listen(
+                host=args.host,
+                http_port=args.http_port,
+                grpc_port=args.grpc_port or None,
+                max_message_bytes=args.max_body_bytes,
+                repository_api=not args.no_repository_api,
+            ),
+        )
     finally:
         if traffic:
             traffic.stop()

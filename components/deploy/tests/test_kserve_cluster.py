@@ -12,15 +12,20 @@ from kubernetes.client.rest import ApiException
 from components.deploy import kserve_cluster
 from components.deploy.kserve_cluster import (
     KServeInferenceServices,
+    Scaling,
     build_inference_service,
     default_resources,
     deploy_to_cluster,
+    pinned_version,
     v1_smoke_test,
 )
 
 NS = "kubeflow-user-example-com"
 CLUSTER_URL = f"http://sum.{NS}.svc.cluster.local"
+EXTERNAL_URL = f"http://sum.{NS}.example.com"
+# Knative's tag routes: the ingress host, and the cluster-local one beside the predictor's address
 LATEST_URL = f"http://latest-sum-predictor.{NS}.svc.cluster.local"
+LATEST_EXTERNAL_URL = f"http://latest-sum-predictor-{NS}.example.com"
 
 
 def serialize(obj: Any) -> dict[str, Any]:
@@ -28,9 +33,16 @@ def serialize(obj: Any) -> dict[str, Any]:
 
 
 def isvc(canary: int | None = None, version: str = "2", **overrides: Any):
-    args = dict(name="sum", namespace=NS, storage_uri="s3://models/sum", service_account="fuseml-models",
-                predictor_image="registry.example/fuseml/predictor:0.1.0",
-                canary_percent=canary, resources=default_resources(), model_version=version)
+    """The builder with the test's defaults (`version` is the model version it pins)."""
+    args = dict(
+        name="sum",
+        namespace=NS,
+        service_account="fuseml-models",
+        predictor_image="registry.example/fuseml/predictor:0.1.0",
+        canary_percent=canary,
+        resources=default_resources(),
+        model_version=version,
+    )
     return build_inference_service(**{**args, **overrides})
 
 
@@ -77,10 +89,16 @@ class FakeCluster:
         obj = self.objects[(namespace, name)]
         traffic = [{"revisionName": f"sum-predictor-{generation:05d}", "percent": 100, "latestRevision": True}]
         if self.tag_routes and obj["spec"]["predictor"].get("canaryTrafficPercent"):
-            traffic[0].update(tag="latest", url=LATEST_URL)
-        obj["status"] = {"observedGeneration": generation, "conditions": [{"type": "Ready", "status": "True"}],
-                         "url": f"http://sum.{NS}.example.com", "address": {"url": CLUSTER_URL},
-                         "components": {"predictor": {"traffic": traffic}}}
+            traffic[0].update(tag="latest", url=LATEST_EXTERNAL_URL)
+        obj["status"] = {
+            "observedGeneration": generation,
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "url": EXTERNAL_URL,
+            "address": {"url": CLUSTER_URL},
+            "components": {
+                "predictor": {"traffic": traffic, "address": {"url": f"http://sum-predictor.{NS}.svc.cluster.local"}}
+            },
+        }
         return copy.deepcopy(obj)
 
     def writes(self) -> list[tuple[str, dict[str, Any]]]:
@@ -89,8 +107,9 @@ class FakeCluster:
 
 def existing_isvc() -> dict[str, Any]:
     body = serialize(isvc(version="1"))
-    body["metadata"].update(generation=4, resourceVersion="4",
-                            annotations={"kubectl.kubernetes.io/last-applied-configuration": "{}"})
+    body["metadata"].update(
+        generation=4, resourceVersion="4", annotations={"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+    )
     body["status"] = {"observedGeneration": 4, "conditions": [{"type": "Ready", "status": "True"}]}
     return body
 
@@ -111,7 +130,22 @@ def test_predictor_runs_the_project_server_with_store_credentials_from_the_secre
     (container,) = spec["containers"]
     assert container["name"] == "kserve-container"
     assert container["image"] == "registry.example/fuseml/predictor:0.1.0"
-    assert container["command"][:5] == ["python", "-m", "components.serving", "--models", "sum"]
+    assert container["command"][:3] == ["python", "-m", "components.serving"]
+    assert container["command"][3:] == [
+        "--host",
+        "0.0.0.0",
+        "--http-port",
+        "8080",
+        "--grpc-port",
+        "0",
+        "--models",
+        "sum",
+        "--model-version",
+        "sum=2",
+        "--no-repository-api",
+        "--cache-dir",
+        "/tmp/model-cache",
+    ]
     env = {e["name"]: e for e in container["env"]}
     assert set(env) == {"MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"}
     assert all("value" not in e for e in env.values()), "credentials must be references, never values"
@@ -120,18 +154,42 @@ def test_predictor_runs_the_project_server_with_store_credentials_from_the_secre
     assert env["MINIO_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {**store, "key": "AWS_SECRET_ACCESS_KEY"}
     assert env["MINIO_ENDPOINT"]["valueFrom"]["configMapKeyRef"] == {**store, "key": "MINIO_ENDPOINT"}
     assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/sum"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert spec["serviceAccountName"] == "fuseml-models"
-    assert spec["annotations"] == {"fuseml.io/model-version": "2"}
+    assert serialize(isvc())["metadata"]["labels"]["fuseml.io/model-version"] == "2"
+    assert pinned_version(serialize(isvc())) == "2"
     assert "canaryTrafficPercent" not in spec
+
+
+def test_replica_bounds_and_scale_target_are_parameters() -> None:
+    spec = serialize(isvc())["spec"]["predictor"]
+    bounds = (spec["minReplicas"], spec["maxReplicas"], spec["scaleMetric"], spec["scaleTarget"])
+    assert bounds == (1, 3, "concurrency", 8)
+    spec = serialize(isvc(scaling=Scaling(0, 10, 20, "rps")))["spec"]["predictor"]
+    assert (spec["minReplicas"], spec["maxReplicas"], spec["scaleMetric"], spec["scaleTarget"]) == (0, 10, "rps", 20)
+    for bad in (
+        dict(min_replicas=4, max_replicas=3),
+        dict(max_replicas=0, min_replicas=0),
+        dict(scale_target=0),
+        dict(scale_metric="latency"),
+    ):
+        with pytest.raises(ValueError):
+            Scaling(**bad)
 
 
 def test_the_predictor_is_hardened_and_sized() -> None:
     container = serialize(isvc())["spec"]["predictor"]["containers"][0]
     assert container["securityContext"] == {
-        "runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
-    assert container["resources"] == {"requests": {"cpu": "250m", "memory": "1Gi"},
-                                      "limits": {"cpu": "1", "memory": "2Gi"}}
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "1Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},
+    }
 
 
 def test_a_canary_asks_for_tag_routing_so_the_canary_alone_can_be_tested() -> None:
@@ -140,13 +198,17 @@ def test_a_canary_asks_for_tag_routing_so_the_canary_alone_can_be_tested() -> No
     assert body["metadata"]["annotations"] == {"serving.kserve.io/enable-tag-routing": "true"}
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"name": "three_body"}, "DNS-1035"),
-    ({"canary_percent": 0}, "between 1 and 99"),
-    ({"canary_percent": 100}, "between 1 and 99"),
-    ({"storage_uri": "s3://models/other"}, "would be ignored"),
-    ({"storage_uri": "/mnt/models"}, "s3://"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"name": "three_body"}, "DNS-1035"),
+        ({"canary_percent": 0}, "between 1 and 99"),
+        ({"canary_percent": 100}, "between 1 and 99"),
+        ({"namespace": "kubeflow"}, "KServe does not reconcile"),
+        ({"version": ""}, "must name one published version"),
+        ({"version": "sum=3"}, "must name one published version"),
+    ],
+)
 def test_bad_arguments_fail_before_anything_reaches_the_cluster(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         isvc(**overrides)
@@ -185,7 +247,7 @@ def test_without_canary_an_existing_service_is_replaced_and_readiness_waits_for_
     assert outcome.action == "replaced"
     assert [c for c in cluster.calls if c[0] != "replace"] == [("get", "sum"), ("wait", 5)]
     [(verb, body)] = cluster.writes()
-    assert verb == "replace" and body["spec"]["predictor"]["annotations"] == {"fuseml.io/model-version": "2"}
+    assert verb == "replace" and pinned_version(body) == "2"
 
 
 def test_a_healthy_canary_is_smoke_tested_on_its_own_route_then_promoted_by_replace() -> None:
@@ -197,21 +259,33 @@ def test_a_healthy_canary_is_smoke_tested_on_its_own_route_then_promoted_by_repl
     assert canary["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert "canaryTrafficPercent" not in promoted["spec"]["predictor"]
     assert "serving.kserve.io/enable-tag-routing" not in (promoted["metadata"].get("annotations") or {})
-    assert promoted["spec"]["predictor"]["annotations"] == {"fuseml.io/model-version": "2"}
+    assert pinned_version(promoted) == "2"
 
 
-def test_a_canary_failing_its_smoke_test_is_rolled_back_to_the_previous_spec_after_the_hook() -> None:
+def test_a_canary_failing_its_smoke_test_is_rolled_back_to_the_previous_spec_and_its_version() -> None:
     previous = existing_isvc()
-    cluster, seen, events = FakeCluster(ready=[True, True], existing=previous), [], []
-    outcome = deploy_to_cluster(cluster, isvc(canary=10), 60, smoke({LATEST_URL: False}, seen),
-                                before_rollback=lambda: events.append(len(cluster.writes())))
-    assert (outcome.action, outcome.serving_new) == ("rolled-back", False)
+    cluster, seen = FakeCluster(ready=[True, True], existing=previous), []
+    outcome = deploy_to_cluster(cluster, isvc(canary=10), 60, smoke({LATEST_URL: False}, seen))
+    assert (outcome.action, outcome.serving_new, outcome.restored_version) == ("rolled-back", False, "1")
     assert "smoke test" in outcome.detail and "restored and Ready" in outcome.detail
     (_, canary), (verb, restored) = cluster.writes()
-    assert verb == "replace"
-    assert restored["spec"] == previous["spec"]
+    assert verb == "replace" and pinned_version(canary) == "2"
+    assert restored["spec"] == previous["spec"] and pinned_version(restored) == "1"
     assert restored["metadata"]["annotations"] == previous["metadata"]["annotations"]
-    assert events == [1], "the hook runs after the canary write and before the rollback write"
+
+
+def test_the_smoke_test_calls_the_cluster_local_addresses_unless_told_external() -> None:
+    seen: list[str] = []
+    outcome = deploy_to_cluster(
+        FakeCluster(ready=[True, True], existing=existing_isvc()),
+        isvc(canary=10),
+        60,
+        smoke({LATEST_EXTERNAL_URL: True, EXTERNAL_URL: True}, seen),
+        address="external",
+    )
+    assert outcome.action == "promoted" and seen == [LATEST_EXTERNAL_URL, EXTERNAL_URL]
+    with pytest.raises(ValueError, match="smoke test address"):
+        deploy_to_cluster(FakeCluster(ready=[]), isvc(), 60, smoke({}, []), address="ingress")  # type: ignore[arg-type]
 
 
 def test_a_canary_that_never_gets_ready_is_rolled_back_without_smoke_test() -> None:
@@ -278,8 +352,16 @@ class StubKServeClient:
         self.calls.append(("replace", name, namespace))
         return {"metadata": {"name": name, "generation": 2}}
 
-    def wait_isvc_ready(self, name, namespace=None, watch=False, timeout_seconds=600, polling_interval=10,
-                        version="v1beta1", expected_generation=None):
+    def wait_isvc_ready(
+        self,
+        name,
+        namespace=None,
+        watch=False,
+        timeout_seconds=600,
+        polling_interval=10,
+        version="v1beta1",
+        expected_generation=None,
+    ):
         self.calls.append(("wait", name, namespace, timeout_seconds, polling_interval, expected_generation))
         if self.wait_error:
             raise RuntimeError(self.wait_error)
@@ -303,16 +385,20 @@ def test_adapter_replaces_by_name_and_waits_for_the_generation_written() -> None
     adapter.wait_ready("sum", NS, 7, 120)
     assert stub.calls == [("replace", "sum", NS), ("wait", "sum", NS, 120, 5, 7)]
     with pytest.raises(TimeoutError, match="Timeout to start"):
-        KServeInferenceServices(StubKServeClient(wait_error="Timeout to start the InferenceService sum")
-                                ).wait_ready("sum", NS, 7, 120)
+        KServeInferenceServices(StubKServeClient(wait_error="Timeout to start the InferenceService sum")).wait_ready(
+            "sum", NS, 7, 120
+        )
 
 
-@pytest.mark.parametrize("predictions, passed", [
-    ([[3.0], [7.0]], True),   # TF Serving's shape
-    ([3.0, 7.0], True),       # the project's server
-    ([[3.0]], False),         # one answer short
-    ([[3.0], [float("nan")]], False),
-])
+@pytest.mark.parametrize(
+    "predictions, passed",
+    [
+        ([[3.0], [7.0]], True),  # TF Serving's shape
+        ([3.0, 7.0], True),  # the project's server
+        ([[3.0]], False),  # one answer short
+        ([[3.0], [float("nan")]], False),
+    ],
+)
 def test_v1_smoke_test_wants_one_finite_prediction_per_instance(monkeypatch, predictions, passed) -> None:
     calls = []
 

@@ -130,6 +130,9 @@ def test_new_version_switch_fails_no_request(model_server, deployed_sum, store_c
         (["--max-body-bytes", "0"], "--max-body-bytes must be positive"),
         (["--models", "sum,nope"], "unknown model(s) nope"),
         (["--grpc-port", "8080"], "--grpc-port must be a port number other than --http-port"),
+        (["--models", "sum", "--model-version", "sum"], "--model-version takes NAME=VERSION"),
+        (["--model-version", "sum=1", "--model-version", "sum=2"], "once per model"),
+        (["--models", "sum", "--model-version", "three-body=3"], "names model(s) not served: three-body"),
     ],
 )
 def test_bad_server_options_are_refused_before_anything_starts(args, message):

@@ -307,16 +307,15 @@ def docker_api(built_images, tmp_path_factory):
                 break
             except (docker.errors.DockerException, OSError):
                 if service.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"podman system service did not answer:\n{(folder / 'service.log').read_text()}")
+                    log = (folder / "service.log").read_text()
+                    raise RuntimeError(f"podman system service did not answer:\n{log}") from None
                 time.sleep(0.3)
         os.environ["DOCKER_HOST"] = socket_url  # kfp's DockerRunner calls docker.from_env()
         with _without_auto_remove() as started_containers:
             yield client
         for container_id in started_containers:
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 client.containers.get(container_id).remove(force=True)
-            except docker.errors.APIError:
-                pass
     finally:
         if previous is None:
             os.environ.pop("DOCKER_HOST", None)

@@ -100,6 +100,8 @@ def three_body_pipeline(
             title="Training vs held-out simulations",
             alpha=drift_alpha,
             unit_column="simulation",
+            see_also="where the simulations that did not converge lie in the (x2x, x2y) plane, and the holes "
+            "the model card records around them: the data_map report of 'gather shards, split by simulation'.",
         ),
         DATA,
     ).set_display_name("validate data: training vs held-out")

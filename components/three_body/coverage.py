@@ -21,7 +21,7 @@ from components.three_body.simulate import Status
 HOLE_COLUMNS = ("x2x", "x2y")
 # Measured to t = 3.9 with tests/benchmarks/bench_hole_radius.py (2,000 and 10,000 draws, 3,000
 # fresh ones to score the flag). Convergence changes over about 0.01: a point 0.0005-0.002 from a
-# dropped run is dropped too in 79-87 % of cases, 0.01 away in 54-56 %, against 1-3 % next to a
+# dropped run is dropped too in 79-88 % of cases, 0.01 away in 54-64 %, against 0-3 % next to a
 # kept run and 5 % overall. As a flag, discs of radius 0.01 around the dropped runs of 2,000 draws
 # catch 61 % of fresh draws that fail and 1.4 % of those that converge; around 10,000 draws' (459
 # dropped) 91 % and 4.6 %. It is the largest radius at which a flagged query is more likely than not

@@ -59,22 +59,26 @@ def holes(dropped: Dropped, radius: float = HOLE_RADIUS) -> Holes:
 
 
 def map_html(training_x2: np.ndarray, validation_x2: np.ndarray, dropped: Dropped, radius: float = HOLE_RADIUS) -> str:
-    """An HTML page: kept (training, held-out) and dropped initial conditions in the (x2x, x2y) plane."""
+    """An HTML page: kept (training, held-out) and dropped initial conditions in the (x2x, x2y) plane.
+
+    x2y runs across and x2x up: Breen's box is twice as long in y, as is the plot, so both axes
+    share one scale and the holes are drawn round.
+    """
     groups = [
-        (training_x2[:, 0], training_x2[:, 1], "#9ecae1", 1.0),
-        (validation_x2[:, 0], validation_x2[:, 1], "#1f77b4", 1.5),
+        (training_x2[:, 1], training_x2[:, 0], "#9ecae1", 1.0),
+        (validation_x2[:, 1], validation_x2[:, 0], "#1f77b4", 1.5),
     ]
     groups += [
-        (dropped.x2[dropped.status == s, 0], dropped.x2[dropped.status == s, 1], color, 2.0)
+        (dropped.x2[dropped.status == s, 1], dropped.x2[dropped.status == s, 0], color, 2.0)
         for s, color in STATUS_COLORS.items()
     ]
     plot = scatter_plot(
         "initial conditions: kept and dropped",
-        "x2x",
         "x2y",
+        "x2x",
         groups,
-        ((-0.5, 0.0), (0.0, 1.0)),
-        discs=(dropped.x2, radius, "#d62728"),
+        ((0.0, 1.0), (-0.5, 0.0)),
+        discs=(dropped.x2[:, ::-1], radius, "#d62728"),
     )
     simulations = len(training_x2) + len(validation_x2) + len(dropped.x2)
     legend = [

@@ -106,8 +106,61 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class Holes:
+    """Places inside the envelope's box that the training data do not cover: discs around points.
+
+    A data generator that fails for some inputs (a simulation that does not converge) leaves
+    holes in an otherwise covered box; a query within `radius` (Euclidean, in `columns`) of a
+    point in `centres` is as much an extrapolation as one outside the box. `why` says, for a
+    reader of the card, how the points were found and the radius chosen.
+    """
+
+    columns: tuple[str, ...]
+    centres: tuple[tuple[float, ...], ...]
+    radius: float
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.radius > 0:
+            raise ValueError(f"holes need a positive radius, got {self.radius}")
+        if any(len(centre) != len(self.columns) for centre in self.centres):
+            raise ValueError(f"every hole centre needs {len(self.columns)} values ({', '.join(self.columns)})")
+
+    @classmethod
+    def around(cls, columns: tuple[str, ...], points: np.ndarray, radius: float, why: str = "") -> Holes:
+        return cls(
+            columns, tuple(tuple(map(float, p)) for p in np.asarray(points).reshape(-1, len(columns))), radius, why
+        )
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Holes:
+        centres = tuple(tuple(map(float, centre)) for centre in raw["centres"])
+        return cls(tuple(raw["columns"]), centres, float(raw["radius"]), str(raw.get("why", "")))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "columns": list(self.columns),
+            "centres": [list(c) for c in self.centres],
+            "radius": self.radius,
+            "why": self.why,
+        }
+
+    def inside(self, points: np.ndarray) -> np.ndarray:
+        """One flag per row of `points` (already in `columns`): within the radius of any centre."""
+        points = np.asarray(points, dtype=np.float64)
+        if not self.centres:
+            return np.zeros(len(points), dtype=bool)
+        centres = np.asarray(self.centres)
+        flags = np.zeros(len(points), dtype=bool)
+        for start in range(0, len(points), 4096):  # chunks bound the (rows x centres) distances
+            gap = points[start : start + 4096, None, :] - centres[None, :, :]
+            flags[start : start + 4096] = (np.einsum("ijk,ijk->ij", gap, gap) <= self.radius**2).any(axis=1)
+        return flags
+
+
+@dataclass(frozen=True)
 class Envelope:
-    """The box of inputs a model has seen in training.
+    """The box of inputs a model has seen in training, less the holes inside it the data do not cover.
 
     A request outside it is still answered (the caller may know better) but flagged, because a
     network's answer there is extrapolation: the article's 1000000 + 4 = 1318969.
@@ -116,21 +169,42 @@ class Envelope:
     columns: tuple[str, ...]
     low: tuple[float, ...]
     high: tuple[float, ...]
+    holes: Holes | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in (self.holes.columns if self.holes else ()) if c not in self.columns]
+        if unknown:
+            raise ValueError(f"holes name column(s) {', '.join(unknown)} the envelope does not have")
 
     @classmethod
-    def of(cls, columns: tuple[str, ...], inputs: np.ndarray) -> Envelope:
-        return cls(columns, tuple(map(float, inputs.min(axis=0))), tuple(map(float, inputs.max(axis=0))))
+    def of(cls, columns: tuple[str, ...], inputs: np.ndarray, holes: Holes | None = None) -> Envelope:
+        return cls(columns, tuple(map(float, inputs.min(axis=0))), tuple(map(float, inputs.max(axis=0))), holes)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Envelope:
-        return cls(tuple(raw["columns"]), tuple(map(float, raw["low"])), tuple(map(float, raw["high"])))
+        holes = raw.get("holes")
+        return cls(
+            tuple(raw["columns"]),
+            tuple(map(float, raw["low"])),
+            tuple(map(float, raw["high"])),
+            Holes.from_dict(holes) if holes else None,
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"columns": list(self.columns), "low": list(self.low), "high": list(self.high)}
+        return {
+            "columns": list(self.columns),
+            "low": list(self.low),
+            "high": list(self.high),
+            "holes": self.holes.as_dict() if self.holes else None,
+        }
 
     def outside(self, inputs: np.ndarray) -> np.ndarray:
-        """One flag per row: any input below its training minimum or above its maximum."""
-        return np.asarray(((inputs < np.asarray(self.low)) | (inputs > np.asarray(self.high))).any(axis=1))
+        """One flag per row: any input below its training minimum or above its maximum, or in a hole."""
+        flags = np.asarray(((inputs < np.asarray(self.low)) | (inputs > np.asarray(self.high))).any(axis=1))
+        if self.holes is None:
+            return flags
+        picked = [self.columns.index(column) for column in self.holes.columns]
+        return flags | self.holes.inside(np.asarray(inputs)[:, picked])
 
 
 def code_version() -> str:
@@ -177,11 +251,11 @@ class ModelCard:
         training: Mapping[str, Any],
         data_sha256: str = "",
         data_recipe: str = "",
+        holes: Holes | None = None,
     ) -> ModelCard:
-        """The card of a model just trained on `inputs` (its envelope comes from them)."""
-        return cls(
-            spec.name, spec.schema(), Envelope.of(spec.input_columns, inputs), data_sha256, data_recipe, dict(training)
-        )
+        """The card of a model just trained on `inputs` (its envelope comes from them, less `holes`)."""
+        envelope = Envelope.of(spec.input_columns, inputs, holes)
+        return cls(spec.name, spec.schema(), envelope, data_sha256, data_recipe, dict(training))
 
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)

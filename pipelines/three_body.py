@@ -100,6 +100,8 @@ def three_body_pipeline(
             title="Training vs held-out simulations",
             alpha=drift_alpha,
             unit_column="simulation",
+            see_also="where the simulations that did not converge lie in the (x2x, x2y) plane, and the holes "
+            "the model card records around them: the data_map report of 'gather shards, split by simulation'.",
         ),
         DATA,
     ).set_display_name("validate data: training vs held-out")
@@ -158,7 +160,8 @@ def summarize(params: Mapping[str, Any], run: LocalRun) -> str:
         run.validation_verdict(),
         f"simulations: {simulated['converged']:.0f}/{simulated['simulations']:.0f} converged (largest "
         f"twin-run difference <= 1e-4; by Breen's criterion {simulated['converged_by_breen_criterion']:.0f}), "
-        f"{simulated['dropped']:.0f} dropped",
+        f"{simulated['dropped']:.0f} dropped; where they lie, and the holes the model card records: "
+        f"{run.artifact_path('gather-three-body-simulations', 'data_map')}",
         f"held-out MAE: {metrics['mae']:.4f} (per simulation: median {metrics['simulation_mae_median']:.4f}, "
         f"p90 {metrics['simulation_mae_p90']:.4f}, max {metrics['simulation_mae_max']:.4f})",
         f"speed: ANN {metrics['ann_seconds_single'] * 1e3:.2f} ms per query "

@@ -63,3 +63,31 @@ def line_plot(title: str, x_label: str, y_label: str, lines: list[tuple[np.ndarr
         dashes = f' stroke-dasharray="{dash}"' if dash else ""
         body.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="1.2"{dashes}/>')
     return frame(title, x_label, x_range, y_label, y_range, "".join(body))
+
+
+def scatter_plot(
+    title: str,
+    x_label: str,
+    y_label: str,
+    groups: list[tuple[np.ndarray, np.ndarray, str, float]],
+    ranges: tuple[tuple[float, float], tuple[float, float]],
+    discs: tuple[np.ndarray, float, str] | None = None,
+) -> str:
+    """Points as (xs, ys, colour, dot radius in pixels), drawn in order over `discs`: (centres (k, 2),
+    radius in data units, colour), the areas the points stand for (ellipses when the axes differ)."""
+    x_range, y_range = ranges
+    (left, right), (bottom, top) = (MARGIN, WIDTH - 10), (HEIGHT - MARGIN, 25)
+    body = []
+    if discs is not None:
+        centres, radius, color = discs
+        rx = radius / (x_range[1] - x_range[0]) * (right - left)
+        ry = radius / (y_range[1] - y_range[0]) * (bottom - top)
+        cx, cy = to_pixels(centres[:, 0], x_range, left, right), to_pixels(centres[:, 1], y_range, bottom, top)
+        body += [
+            f'<ellipse cx="{x:.1f}" cy="{y:.1f}" rx="{rx:.1f}" ry="{ry:.1f}" fill="{color}" fill-opacity="0.25"/>'
+            for x, y in zip(cx, cy)
+        ]
+    for xs, ys, color, size in groups:
+        px, py = to_pixels(xs, x_range, left, right), to_pixels(ys, y_range, bottom, top)
+        body += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{size}" fill="{color}"/>' for x, y in zip(px, py)]
+    return frame(title, x_label, x_range, y_label, y_range, "".join(body))

@@ -66,26 +66,34 @@ def gather_three_body_simulations(
     training: Output[Dataset],
     validation: Output[Dataset],
     statistics: Output[Metrics],
+    data_map: Output[HTML],
 ):
-    """Join the shards and split them by simulation into training and held-out rows.
+    """Join the shards and split them by simulation into training and held-out rows; map the dropped runs.
 
     Args:
         shards: The shards' outputs, in any order.
         validation_fraction: Share of the converged simulations held out for evaluation.
         seed: Random seed of the split.
-        training: Rows (t, x2x, x2y) -> (x1, x2) of the training simulations.
-        validation: The same for the held-out simulations.
-        statistics: Simulated, converged and dropped counts and the energy error.
+        training: Rows (t, x2x, x2y) -> (x1, x2) of the training simulations, and the dropped initial
+            conditions with their reasons (`dropped_x2`, `dropped_status`): the holes of the model card.
+        validation: The same rows for the held-out simulations.
+        statistics: Simulated, converged and dropped counts (by reason) and the energy error.
+        data_map: HTML map of kept and dropped initial conditions in the (x2x, x2y) plane.
     """
     import hashlib
     from pathlib import Path
 
+    import numpy as np
+
     from components.three_body import dataset
+    from components.three_body.coverage import map_html
     from components.three_body.shards import gather, load_shard
 
     gathered = gather([load_shard(Path(s.path)) for s in shards], validation_fraction, seed)
-    dataset.save(Path(training.path), gathered.training)
+    dataset.save(Path(training.path), gathered.training, gathered.dropped)
     dataset.save(Path(validation.path), gathered.validation)
+    training_x2, validation_x2 = (np.unique(r.inputs[:, 1:], axis=0) for r in (gathered.training, gathered.validation))
+    Path(data_map.path).write_text(map_html(training_x2, validation_x2, gathered.dropped))
     training.metadata["sha256"] = hashlib.sha256(Path(training.path).read_bytes()).hexdigest()
     for key, value in gathered.statistics.items():
         statistics.log_metric(key, value)
@@ -125,12 +133,14 @@ def train_three_body_model(
         time_budget_s: Stop after this many seconds of training (0: no budget).
         patience: Stop after this many epochs without a better held-out MAE (0: never early).
         holdout_fraction: Share of the training simulations held out to pick the best epoch (0: none).
-        model: The SavedModel; its metadata holds the model card (schema, envelope, data hash).
+        model: The SavedModel; its metadata holds the model card (schema, envelope less the holes
+            around the dropped initial conditions, data hash).
     """
     from pathlib import Path
 
     from components.contract import ModelCard
     from components.three_body import dataset as rows_io
+    from components.three_body.coverage import holes
     from components.three_body.model import ThreeBodyTrainingConfig, train_on_rows
     from components.three_body.spec import SPEC
     from components.training import save_trained
@@ -157,7 +167,13 @@ def train_three_body_model(
             flush=True,
         ),
     )
-    card = ModelCard.for_training(SPEC, rows.inputs, config.as_dict(), dataset.metadata.get("sha256", ""))
+    card = ModelCard.for_training(
+        SPEC,
+        rows.inputs,
+        config.as_dict(),
+        dataset.metadata.get("sha256", ""),
+        holes=holes(rows_io.load_dropped(Path(dataset.path))),
+    )
     save_trained(trained, Path(model.path), card, model.metadata)
 
 
@@ -182,7 +198,8 @@ def evaluate_three_body_model(
         champion_tolerance: How much worse (relative) than the served model the challenger may be.
         store_endpoint: Object store host:port; empty means the MINIO_ENDPOINT of the pod.
         metrics: MAE overall, by time window and per simulation, speed, and the gate's verdict.
-        report: HTML with trajectory plots and the decision.
+        report: HTML: the decision, MAE by time window and per simulation beside Breen et al.'s figures,
+            the gate's threshold, trajectory plots.
     """
     import tempfile
     from pathlib import Path
@@ -206,7 +223,7 @@ def evaluate_three_body_model(
     if champion_mae is not None:
         metrics.log_metric("champion_mae", champion_mae)
     metrics.log_metric("gate_passed", float(decision.deploy))
-    Path(report.path).write_text(report_html(challenger, decision.reason, trajectory_plots(predict, rows)))
+    Path(report.path).write_text(report_html(challenger, decision.reason, trajectory_plots(predict, rows), max_mae))
     print(decision.reason, flush=True)
     return decision.deploy
 
@@ -228,13 +245,13 @@ def targeted_three_body_data(
 
     Args:
         weak_regions: The weak cells and the labelled live queries from `report_live_accuracy`.
-        training_data: The served version's training rows (kept; may be empty).
+        training_data: The served version's training rows (kept, with their dropped initial conditions; may be empty).
         new_simulations: New initial conditions drawn near the weak live queries.
         t_max: Simulated time of the new trajectories.
         spread: Standard deviation of the step from a weak query's x2 to a new initial condition.
         validation_fraction: Share of the live and of the new initial conditions held out for the gate.
         seed: Random seed of the draws and the split.
-        training: Previous rows plus the new simulations' rows.
+        training: Previous rows plus the new simulations' rows; the previous dropped initial conditions.
         validation: Held-out rows: trajectories of held-out live queries and new initial conditions.
         statistics: Simulated, converged and non-converged counts, rows.
     """
@@ -248,9 +265,12 @@ def targeted_three_body_data(
 
     with np.load(weak_regions.path) as data:
         boxes, inputs, labelled = data["boxes"], data["inputs"], data["labelled"]
-    previous = dataset.load(Path(training_data.path)) if Path(training_data.path).stat().st_size else None
+    has_previous = Path(training_data.path).stat().st_size > 0
+    previous = dataset.load(Path(training_data.path)) if has_previous else None
     made = targeted_data(inputs[:, 1:], boxes, previous, new_simulations, t_max, spread, validation_fraction, seed)
-    dataset.save(Path(training.path), made.training)
+    dataset.save(
+        Path(training.path), made.training, dataset.load_dropped(Path(training_data.path)) if has_previous else None
+    )
     dataset.save(Path(validation.path), made.validation)
     training.metadata["sha256"] = hashlib.sha256(Path(training.path).read_bytes()).hexdigest()
     for key, value in made.statistics.items():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from components.three_body.coverage import Dropped
 from components.three_body.simulate import SimulationResult
 
 INPUT_COLUMNS = ("t", "x2x", "x2y")
@@ -59,11 +60,23 @@ def split_by_simulation(
     return np.sort(shuffled[n_validation:]), np.sort(shuffled[:n_validation])
 
 
-def save(path: Path, rows: TrajectoryRows) -> None:
+def save(path: Path, rows: TrajectoryRows, dropped: Dropped | None = None) -> None:
+    """Rows, and with training rows the initial conditions that gave none (the data's holes)."""
+    arrays = {"inputs": rows.inputs, "targets": rows.targets, "simulation": rows.simulation}
+    if dropped is not None:
+        arrays.update(dropped_x2=dropped.x2, dropped_status=dropped.status)
     with path.open("wb") as f:
-        np.savez(f, inputs=rows.inputs, targets=rows.targets, simulation=rows.simulation)
+        np.savez(f, allow_pickle=False, **arrays)
 
 
 def load(path: Path) -> TrajectoryRows:
     with np.load(path) as data:
         return TrajectoryRows(data["inputs"], data["targets"], data["simulation"])
+
+
+def load_dropped(path: Path) -> Dropped:
+    """The dropped initial conditions saved with the rows; none for data saved without them."""
+    with np.load(path) as data:
+        if "dropped_x2" not in data.files:
+            return Dropped(np.empty((0, 2)), np.empty(0, dtype=np.uint8))
+        return Dropped(data["dropped_x2"], data["dropped_status"])

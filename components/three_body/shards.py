@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from components.three_body import dataset
-from components.three_body.simulate import ProgressCallback, sample_initial_x2, simulate
+from components.three_body.coverage import Dropped
+from components.three_body.simulate import ProgressCallback, Status, sample_initial_x2, simulate
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,14 @@ class Shard:
 
     start: int
     x2: np.ndarray  # (n, 2)
-    converged: np.ndarray  # (n,) bool: the largest twin-run position difference within the bound
+    status: np.ndarray  # (n,) `Status` codes: CONVERGED when the largest twin-run difference is within the bound
     breen_converged: np.ndarray  # (n,) bool: Breen's looser criterion, reported beside ours
     energy_error: np.ndarray  # (n,)
     rows: dataset.TrajectoryRows  # simulation ids are global: start + index in the shard
+
+    @property
+    def converged(self) -> np.ndarray:
+        return np.asarray(self.status == Status.CONVERGED)
 
 
 def shard_starts(simulations: int, shard_size: int) -> list[int]:
@@ -49,7 +54,7 @@ def simulate_shard(
     result = simulate(x2, t_max, progress=progress)
     rows = dataset.to_rows(result, x2)
     global_rows = dataset.TrajectoryRows(rows.inputs, rows.targets, rows.simulation + start)
-    return Shard(start, x2, result.converged, result.breen_converged, result.energy_error, global_rows)
+    return Shard(start, x2, result.status, result.breen_converged, result.energy_error, global_rows)
 
 
 def save_shard(path: Path, shard: Shard) -> None:
@@ -58,7 +63,7 @@ def save_shard(path: Path, shard: Shard) -> None:
             f,
             start=shard.start,
             x2=shard.x2,
-            converged=shard.converged,
+            status=shard.status,
             breen_converged=shard.breen_converged,
             energy_error=shard.energy_error,
             inputs=shard.rows.inputs,
@@ -71,7 +76,7 @@ def load_shard(path: Path) -> Shard:
     with np.load(path) as data:
         rows = dataset.TrajectoryRows(data["inputs"], data["targets"], data["simulation"])
         return Shard(
-            int(data["start"]), data["x2"], data["converged"], data["breen_converged"], data["energy_error"], rows
+            int(data["start"]), data["x2"], data["status"], data["breen_converged"], data["energy_error"], rows
         )
 
 
@@ -79,11 +84,16 @@ def load_shard(path: Path) -> Shard:
 class Gathered:
     training: dataset.TrajectoryRows
     validation: dataset.TrajectoryRows
+    dropped: Dropped  # the initial conditions that gave no rows, and why
     statistics: dict[str, float]
 
 
 def gather(shards: Sequence[Shard], validation_fraction: float, seed: int) -> Gathered:
-    """Join the shards (in any order) and split by simulation, exactly as one process would."""
+    """Join the shards (in any order) and split by simulation, exactly as one process would.
+
+    The dropped initial conditions are kept with their reasons: they mark where the training data
+    have holes, for the data map and the model card.
+    """
     ordered = sorted(shards, key=lambda shard: shard.start)
     rows = dataset.TrajectoryRows(
         np.concatenate([s.rows.inputs for s in ordered]),
@@ -91,6 +101,10 @@ def gather(shards: Sequence[Shard], validation_fraction: float, seed: int) -> Ga
         np.concatenate([s.rows.simulation for s in ordered]),
     )
     converged = np.concatenate([s.converged for s in ordered])
+    dropped = Dropped(
+        np.concatenate([s.x2[~s.converged] for s in ordered]).reshape(-1, 2),
+        np.concatenate([s.status[~s.converged] for s in ordered]),
+    )
     breen_converged = np.concatenate([s.breen_converged for s in ordered])
     energy_error = np.concatenate([s.energy_error for s in ordered])
     train_ids, validation_ids = dataset.split_by_simulation(rows.simulation, validation_fraction, seed)
@@ -104,5 +118,6 @@ def gather(shards: Sequence[Shard], validation_fraction: float, seed: int) -> Ga
         "training_simulations": float(len(train_ids)),
         "validation_simulations": float(len(validation_ids)),
         "max_energy_error_kept": float(energy_error[converged].max()),
+        **{f"dropped_{reason}": float(count) for reason, count in dropped.counts().items()},
     }
-    return Gathered(rows.subset(train_ids), rows.subset(validation_ids), statistics)
+    return Gathered(rows.subset(train_ids), rows.subset(validation_ids), dropped, statistics)

@@ -17,6 +17,7 @@ def validate_data(
     report: Output[HTML],
     metrics: Output[Metrics],
     unit_column: str = "",
+    see_also: str = "",
 ) -> bool:
     """True when no skew or drift is found.
 
@@ -29,7 +30,10 @@ def validate_data(
             (family-wise over all tests, Holm).
         unit_column: name of an array in both .npz files holding the sampled unit of each row (e.g.
             "simulation"); rows of one unit are tested as one sample. Empty: rows are independent.
+        see_also: a closing line of the summary and the report naming related reports, e.g. where the
+            data could not be generated. Empty: none.
     """
+    import html
     from pathlib import Path
 
     from components.validation.drift import DriftThresholds, compare, load_dataset
@@ -42,8 +46,13 @@ def validate_data(
     result = compare(
         ref_inputs, cur_inputs, names, DriftThresholds(alpha=alpha), units=units, unit_name=unit_column or "row"
     )
-    Path(summary.path).write_text(render_markdown(result, ref_inputs, cur_inputs, names, title))
-    Path(report.path).write_text(render_html(result, ref_inputs, cur_inputs, names, title))
+    markdown = render_markdown(result, ref_inputs, cur_inputs, names, title)
+    page = render_html(result, ref_inputs, cur_inputs, names, title)
+    if see_also:
+        markdown += f"\n**See also:** {see_also}\n"
+        page = page.replace("</body>", f"<p><b>See also:</b> {html.escape(see_also)}</p></body>")
+    Path(summary.path).write_text(markdown)
+    Path(report.path).write_text(page)
     metrics.log_metric("drift_detected", float(result.drift_detected))
     metrics.log_metric("failed_tests", float(len(result.reasons)))
     metrics.log_metric("tests", float(len(result.tests)))

@@ -7,6 +7,8 @@ import pytest
 
 from components.deploy.repository_client import served_version
 from components.serving.client import infer_v2, post_json, predict_v1
+from components.three_body.coverage import HOLE_RADIUS
+from components.training import card_of
 from pipelines import cli
 from pipelines.registry import registry
 
@@ -31,6 +33,12 @@ def test_three_body_pipeline_simulates_trains_evaluates_and_serves(model_server)
 
     statistics = run.artifact_metadata("gather-three-body-simulations", "statistics")
     assert statistics["simulations"] == 16 and statistics["shards"] == 3  # ParallelFor over 3 shards, gathered
+    # Seed 0 drops two of the 16 runs to t = 1, near the 2-3 collision: (-0.480, 0.017) and (-0.486, 0.124).
+    assert statistics["dropped"] == 2
+    assert run.artifact_path("gather-three-body-simulations", "data_map").read_text().count("<ellipse") == 2
+    assert "data_map report" in run.artifact_path("validate-data", "summary").read_text()
+    holes = card_of(run.artifact_metadata("train-three-body-model", "model")).envelope.holes
+    assert holes is not None and holes.radius == HOLE_RADIUS and len(holes.centres) == 2
     metrics = run.task_outputs("evaluate-three-body-model")["artifacts"]["metrics"]["artifacts"][0]
     for key in (
         "mae",
@@ -45,9 +53,10 @@ def test_three_body_pipeline_simulates_trains_evaluates_and_serves(model_server)
     version = run.task_outputs("deploy-model")["parameterValues"]["Output"]
     assert served_version(model_server, "three-body") == version
 
-    body = predict_v1(model_server, "three-body", [[0.5, -0.2, 0.3], [5.0, -0.2, 0.3], [0.5, 0.4, 0.3]])
+    queries = [[0.5, -0.2, 0.3], [5.0, -0.2, 0.3], [0.5, 0.4, 0.3], [0.5, *holes.centres[0]]]
+    body = predict_v1(model_server, "three-body", queries)
     assert len(body["predictions"][0]) == 6
-    assert body["out_of_envelope"] == [False, True, True]  # t beyond training, x2 outside the region
+    assert body["out_of_envelope"] == [False, True, True, True]  # t beyond training, x2 outside, a dropped x2
     v2 = infer_v2(model_server, "three-body", "queries", [[0.5, -0.2, 0.3]])
     assert v2["outputs"][0]["shape"] == [1, 6]
     with urllib.request.urlopen(f"{model_server}/v2/models/three-body", timeout=10) as response:

@@ -80,3 +80,35 @@ def test_targeted_data_holds_out_live_queries_and_adds_simulations_in_the_weak_b
     assert not set(made.validation.simulation) & set(made.training.simulation)  # split by simulation
     new_x2 = np.unique(made.training.inputs[:, 1:], axis=0)
     assert len(new_x2) > 0
+
+
+def test_retraining_data_keeps_the_served_versions_dropped_runs(tmp_path):
+    """The retrained model's card keeps the holes of the data it was retrained on."""
+    from types import SimpleNamespace
+
+    from kfp.dsl import Metrics
+
+    from components.three_body import dataset
+    from components.three_body.component import targeted_three_body_data
+    from components.three_body.coverage import Dropped
+
+    previous = TrajectoryRows(np.zeros((2, 3)), np.zeros((2, 4)), np.array([0, 0]))
+    dropped = Dropped(np.array([[-0.48, 0.02]]), np.array([1], dtype=np.uint8))
+    dataset.save(tmp_path / "served.npz", previous, dropped)
+    live_queries = np.array([[0.1, -0.2, 0.3], [0.1, -0.1, 0.6], [0.1, -0.3, 0.5]])
+    np.savez(tmp_path / "weak.npz", boxes=np.empty((0, 2, 2)), inputs=live_queries, labelled=np.ones(3, bool))
+    out = {
+        name: SimpleNamespace(path=str(tmp_path / f"{name}.npz"), metadata={}) for name in ("training", "validation")
+    }
+    targeted_three_body_data.python_func(
+        weak_regions=SimpleNamespace(path=str(tmp_path / "weak.npz")),
+        training_data=SimpleNamespace(path=str(tmp_path / "served.npz")),
+        new_simulations=0,
+        t_max=0.1,
+        spread=0.02,
+        validation_fraction=0.34,
+        seed=0,
+        statistics=Metrics(),
+        **out,
+    )
+    np.testing.assert_array_equal(dataset.load_dropped(tmp_path / "training.npz").x2, dropped.x2)

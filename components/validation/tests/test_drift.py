@@ -460,9 +460,12 @@ def test_component_tests_three_body_datasets_per_simulation(tmp_path):
         alpha=0.05,
         metrics=metrics,
         unit_column="simulation",
+        see_also="the gather step's <data map>",
         **outputs,
     )
     summary = (tmp_path / "summary").read_text()
     assert passed is True and "No drift detected: all 6 tests passed." in summary
+    assert summary.endswith("**See also:** the gather step's <data map>\n")
+    assert "<b>See also:</b> the gather step&#x27;s &lt;data map&gt;</p></body>" in (tmp_path / "report").read_text()
     assert "Reference: 5,000 rows from 50 simulations. Current: 1,000 rows from 10 simulations." in summary
     assert metrics.metadata == {"drift_detected": 0.0, "failed_tests": 0.0, "tests": 6.0}

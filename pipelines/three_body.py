@@ -4,7 +4,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from kfp import dsl
+from kfp.dsl import PipelineTask
+from kfp.dsl.pipeline_channel import PipelineChannel
 
+from components.gpu_training import train_three_body_model_gpu
 from components.three_body.component import (
     evaluate_three_body_model,
     gather_three_body_simulations,
@@ -17,6 +20,36 @@ from pipelines.controls import DATA, SERVING, SIMULATION, SMALL, TRAINING, pure,
 from pipelines.gate import deploy_if_passed
 from pipelines.local_run import LocalRun
 from pipelines.store_access import with_store_access
+
+
+def _evaluate_and_deploy(
+    trained: PipelineTask,
+    validation: PipelineChannel,
+    training_data: PipelineChannel,
+    t_max: PipelineChannel,
+    max_mae: PipelineChannel,
+    champion_tolerance: PipelineChannel,
+    deploy_target: PipelineChannel,
+    server_url: PipelineChannel,
+    store_endpoint: PipelineChannel,
+    canary_percent: PipelineChannel,
+) -> None:
+    evaluated = side_effect(
+        with_store_access(
+            evaluate_three_body_model(
+                model=trained.outputs["model"],
+                validation=validation,
+                t_max=t_max,
+                max_mae=max_mae,
+                champion_tolerance=champion_tolerance,
+                store_endpoint=store_endpoint,
+            )
+        ),
+        SERVING,
+    ).set_display_name("evaluate: accuracy, speed, champion")
+    deploy_if_passed(
+        evaluated, trained, training_data, "three-body", deploy_target, server_url, store_endpoint, canary_percent
+    )
 
 
 @dsl.pipeline(name="three-body", description="Breen et al. (2020): a network in place of a three-body integrator.")
@@ -105,46 +138,40 @@ def three_body_pipeline(
         ),
         DATA,
     ).set_display_name("validate data: training vs held-out")
-    trained = pure(
-        train_three_body_model(
-            dataset=simulated.outputs["training"],
-            hidden_layers=hidden_layers,
-            units=units,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            epochs=epochs,
-            seed=seed,
-            schedule=schedule,
-            time_budget_s=time_budget_s,
-            patience=patience,
-            holdout_fraction=holdout_fraction,
-        ),
-        TRAINING,
-    ).set_display_name("train")
-    trained.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
-    evaluated = side_effect(
-        with_store_access(
-            evaluate_three_body_model(
-                model=trained.outputs["model"],
-                validation=simulated.outputs["validation"],
-                t_max=t_max,
-                max_mae=max_mae,
-                champion_tolerance=champion_tolerance,
-                store_endpoint=store_endpoint,
-            )
-        ),
-        SERVING,
-    ).set_display_name("evaluate: accuracy, speed, champion")
-    deploy_if_passed(
-        evaluated,
-        trained,
-        simulated.outputs["training"],
-        "three-body",
-        deploy_target,
-        server_url,
-        store_endpoint,
-        canary_percent,
+    training = dict(
+        dataset=simulated.outputs["training"],
+        hidden_layers=hidden_layers,
+        units=units,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        epochs=epochs,
+        seed=seed,
+        schedule=schedule,
+        time_budget_s=time_budget_s,
+        patience=patience,
+        holdout_fraction=holdout_fraction,
     )
+    deployment = dict(
+        validation=simulated.outputs["validation"],
+        training_data=simulated.outputs["training"],
+        t_max=t_max,
+        max_mae=max_mae,
+        champion_tolerance=champion_tolerance,
+        deploy_target=deploy_target,
+        server_url=server_url,
+        store_endpoint=store_endpoint,
+        canary_percent=canary_percent,
+    )
+    # The CPU branch first, so its tasks keep the plain names a local run (and its summary) reads.
+    # Each branch carries on with its own model: dsl.OneOf over artifacts fails under kfp 2.17's
+    # local runner, which `make run` uses.
+    with dsl.If(accelerator_count == 0, name="train on CPU"):
+        _evaluate_and_deploy(pure(train_three_body_model(**training), TRAINING).set_display_name("train"), **deployment)
+    with dsl.Else(name="train on an accelerator"):
+        on_accelerator = pure(train_three_body_model_gpu(**training), TRAINING)
+        on_accelerator.set_display_name("train on an accelerator")
+        on_accelerator.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
+        _evaluate_and_deploy(on_accelerator, **deployment)
 
 
 def summarize(params: Mapping[str, Any], run: LocalRun) -> str:

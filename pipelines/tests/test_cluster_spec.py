@@ -134,8 +134,11 @@ def test_three_body_simulates_in_parallel_shards_and_can_train_on_an_accelerator
     assert loops or loop
     gather = root_tasks["gather-three-body-simulations"]
     assert "simulate-three-body-shard" in str(gather["inputs"]["artifacts"]["shards"])  # dsl.Collected
-    train = spec["deploymentSpec"]["executors"]["exec-train-three-body-model"]["container"]["resources"]
-    accelerator = train["accelerator"]
-    assert "accelerator_type" in str(accelerator) and "accelerator_count" in str(accelerator)
+    trainers = [e for n, e in spec["deploymentSpec"]["executors"].items() if n.startswith("exec-train-three-body")]
+    accelerated = [
+        e["container"]["resources"]["accelerator"] for e in trainers if "accelerator" in e["container"]["resources"]
+    ]
+    assert len(trainers) == 2 and len(accelerated) == 1  # tests/cluster/test_gpu_trainer.py: which one, when
+    assert "accelerator_type" in str(accelerated) and "accelerator_count" in str(accelerated)
     defaults = spec["root"]["inputDefinitions"]["parameters"]
     assert defaults["accelerator_count"]["defaultValue"] == 0  # off unless asked

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 from components.contract import ModelCard
@@ -85,6 +84,7 @@ def _roll_out_on_kserve(name: str, version: str, canary_percent: int) -> str | N
         KServeInferenceServices,
         build_inference_service,
         deploy_to_cluster,
+        smoke_test_address,
         v1_smoke_test,
     )
     from components.images import image
@@ -97,8 +97,8 @@ def _roll_out_on_kserve(name: str, version: str, canary_percent: int) -> str | N
         isvc,
         timeout=600.0,
         smoke_test=v1_smoke_test(name, [list(row) for row in model_spec(name).smoke_rows]),
-        address=os.environ.get("SMOKE_TEST_ADDRESS", "cluster-local"),
-    )  # type: ignore[arg-type]
+        address=smoke_test_address(),
+    )
     if outcome.serving_new:
         return None
     if outcome.restored_version is None:

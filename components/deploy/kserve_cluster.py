@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -300,6 +301,16 @@ class _Check:
 
 SmokeAddress = Literal["cluster-local", "external"]
 SMOKE_ADDRESSES: tuple[SmokeAddress, ...] = ("cluster-local", "external")
+SMOKE_ADDRESS_VARIABLE = "SMOKE_TEST_ADDRESS"
+
+
+def smoke_test_address() -> SmokeAddress:
+    """Where the deploy step reaches a new revision: cluster-local unless SMOKE_TEST_ADDRESS says external."""
+    wanted = os.environ.get(SMOKE_ADDRESS_VARIABLE, "cluster-local")
+    for address in SMOKE_ADDRESSES:
+        if wanted == address:
+            return address
+    raise ValueError(f"{SMOKE_ADDRESS_VARIABLE}={wanted!r}: choose one of {', '.join(SMOKE_ADDRESSES)}")
 
 
 def endpoint_url(isvc: dict[str, Any], canary: bool, address: SmokeAddress = "cluster-local") -> str | None:

@@ -7,6 +7,7 @@ import pytest
 
 from components.deploy.repository_client import served_version
 from components.serving.client import infer_v2, post_json, predict_v1
+from components.three_body import dataset
 from components.three_body.coverage import HOLE_RADIUS
 from components.training import card_of
 from pipelines import cli
@@ -53,10 +54,12 @@ def test_three_body_pipeline_simulates_trains_evaluates_and_serves(model_server)
     version = run.task_outputs("deploy-model")["parameterValues"]["Output"]
     assert served_version(model_server, "three-body") == version
 
-    queries = [[0.5, -0.2, 0.3], [5.0, -0.2, 0.3], [0.5, 0.4, 0.3], [0.5, *holes.centres[0]]]
+    seen = dataset.load(run.artifact_path("gather-three-body-simulations", "training")).inputs[0, 1:].tolist()
+    queries = [[0.5, *seen], [5.0, *seen], [0.5, 0.4, 0.3], [0.5, *holes.centres[0]]]
     body = predict_v1(model_server, "three-body", queries)
     assert len(body["predictions"][0]) == 6
-    assert body["out_of_envelope"] == [False, True, True, True]  # t beyond training, x2 outside, a dropped x2
+    # A training run's start, then t beyond training, x2 outside the region, a dropped run's start.
+    assert body["out_of_envelope"] == [False, True, True, True]
     v2 = infer_v2(model_server, "three-body", "queries", [[0.5, -0.2, 0.3]])
     assert v2["outputs"][0]["shape"] == [1, 6]
     with urllib.request.urlopen(f"{model_server}/v2/models/three-body", timeout=10) as response:

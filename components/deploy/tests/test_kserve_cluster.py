@@ -409,3 +409,15 @@ def test_v1_smoke_test_wants_one_finite_prediction_per_instance(monkeypatch, pre
     monkeypatch.setattr(kserve_cluster, "predict_v1", fake_predict)
     assert v1_smoke_test("sum", [[1, 2], [3, 4]])(CLUSTER_URL) is passed
     assert calls == [(CLUSTER_URL, "sum", [[1, 2], [3, 4]])]
+
+
+def test_the_smoke_test_address_comes_from_the_environment(monkeypatch) -> None:
+    from components.deploy.kserve_cluster import smoke_test_address
+
+    monkeypatch.delenv("SMOKE_TEST_ADDRESS", raising=False)
+    assert smoke_test_address() == "cluster-local"
+    monkeypatch.setenv("SMOKE_TEST_ADDRESS", "external")
+    assert smoke_test_address() == "external"
+    monkeypatch.setenv("SMOKE_TEST_ADDRESS", "ingress")
+    with pytest.raises(ValueError, match="SMOKE_TEST_ADDRESS='ingress'"):
+        smoke_test_address()

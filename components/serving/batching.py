@@ -10,11 +10,11 @@ request its own slice of every part of the answer.
 Nothing waits on a timer: a request that arrives when the server is idle is answered after a
 few idle turns of the event loop, alone. The model runs on the event loop's thread, not in a worker
 thread: the call is short, holds the GIL for much of it anyway, and on the one core a model
-server usually gets, a worker thread only added GIL hand-offs and context switches (about 8 %
-less throughput in tests/benchmarks/bench_model_server.py). The price: the loop reads nothing
-while a call runs, which `max_rows` bounds (8192 rows of the three-body network take about 35 ms
-on one thread; the sum network, about 1 ms). Rows for different predictors (versions) are never
-mixed: each request is answered by the version it started with.
+server usually gets, a worker thread only added GIL hand-offs and context switches (less
+throughput in tests/benchmarks/bench_model_server.py). The price: the loop reads nothing while a
+call runs, which `max_rows` bounds (the README gives what that costs for each network). Rows for
+different predictors (versions) are never mixed: each request is answered by the version it
+started with.
 """
 
 from __future__ import annotations

@@ -198,8 +198,8 @@ def _requested_outputs(request: InferRequest, available: tuple[str, ...]) -> set
 def settle_heap() -> None:
     """Collect, then freeze what is alive (libraries, loaded models) out of the cyclic GC's sight.
 
-    With TensorFlow loaded, a full collection walks about 400,000 objects (0.3 s here) and
-    stalls every request in flight: it set the p99 latency under load. Frozen objects are
+    With TensorFlow loaded, a full collection walks hundreds of thousands of objects and stalls
+    every request in flight: it set the p99 latency under load. Frozen objects are
     skipped. The collection before freezing frees a replaced version's reference cycles.
     """
     gc.unfreeze()
@@ -214,10 +214,10 @@ def settle_heap() -> None:
 def limit_model_threads(threads: int) -> None:
     """Run each model call on `threads` TensorFlow threads (before any model is loaded).
 
-    The served networks are small: a call costs about half a millisecond of fixed overhead
-    whatever its rows. TensorFlow's default pools (a thread per core) made each call cost about
-    30 % more CPU than one thread does (0.65 vs 0.50 ms here), CPU the event loop needs to read
-    requests. Batching, not intra-op threads, is what gives throughput here.
+    The served networks are small: a call's cost is mostly fixed overhead whatever its rows, and
+    TensorFlow's default pools (a thread per core) made each call cost more CPU than one thread
+    does, CPU the event loop needs to read requests. Batching, not intra-op threads, is what
+    gives throughput here.
     """
     import tensorflow as tf
 

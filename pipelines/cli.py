@@ -6,11 +6,16 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines import kfp_submit, local_env, manifest
 from pipelines.local_run import LocalRun
-from pipelines.registry import PipelineEntry, compile_all, compiled_path, registry
+
+if TYPE_CHECKING:
+    from pipelines.registry import PipelineEntry
+
+# pipelines.registry is imported where it is used: it defines every pipeline (kfp builds each
+# graph on import), seconds that `manifest` and `stop` do not need.
 
 
 def local_params(entry: PipelineEntry, pairs: list[str], preset: str | None = None) -> dict[str, Any]:
@@ -24,6 +29,8 @@ def local_params(entry: PipelineEntry, pairs: list[str], preset: str | None = No
 def run_locally(name: str, params: dict[str, Any]) -> LocalRun:
     """Run the compiled pipeline with kfp's local runner against the embedded services."""
     from kfp import components, local
+
+    from pipelines.registry import compiled_path
 
     # The local runner executes in this venv, not the images, and ignores display names: expected.
     warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom")
@@ -52,17 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     manifest.add_cli(commands)
     args = parser.parse_args(argv)
 
-    if args.command == "compile":
-        for path in compile_all(args.names):
-            print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
-        return 0
-    if args.command in ("submit", "schedule"):
-        return kfp_submit.handle(args)
     if args.command == "manifest":
         return manifest.handle(args)
     if args.command == "stop":
         stopped = local_env.stop()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    if args.command in ("submit", "schedule"):
+        return kfp_submit.handle(args)
+
+    from pipelines.registry import compile_all, compiled_path, registry
+
+    if args.command == "compile":
+        for path in compile_all(args.names):
+            print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
         return 0
 
     pipelines = registry()

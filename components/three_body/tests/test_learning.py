@@ -73,6 +73,7 @@ def test_energy_error_grows_for_a_wrong_trajectory(rows):
     assert np.median(relative_energy_error(times, positions * 1.2)) > 0.1
 
 
+@pytest.mark.integration  # trains a network
 def test_network_exports_all_three_bodies(rows, tmp_path):
     model = train(rows.inputs, rows.targets, ThreeBodyTrainingConfig(hidden_layers=2, units=16, epochs=1))
     export(model, tmp_path / "m")
@@ -127,6 +128,7 @@ def test_scaling_is_baked_into_the_model():
     np.testing.assert_allclose(predicted, np.broadcast_to(targets.mean(axis=0), predicted.shape), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.integration  # trains a network
 def test_exported_model_takes_raw_inputs_and_returns_raw_positions(tmp_path):
     inputs = np.column_stack([np.linspace(0, 3.9, 400), np.full(400, -0.2), np.full(400, 0.5)])
     targets = np.column_stack([inputs[:, 0] * 10, np.ones(400), -inputs[:, 0], np.full(400, 5.0)])
@@ -136,6 +138,7 @@ def test_exported_model_takes_raw_inputs_and_returns_raw_positions(tmp_path):
     assert np.abs(predicted[:, :4] - targets).mean() < 0.3  # of targets spanning 0..39
 
 
+@pytest.mark.integration  # trains a network
 def test_early_stopping_returns_the_best_epoch_and_stops_after_patience(rows):
     fit_ids, held_ids = dataset.split_by_simulation(rows.simulation, 0.25, seed=0)
     fit, held = rows.subset(fit_ids), rows.subset(held_ids)
@@ -151,6 +154,7 @@ def test_early_stopping_returns_the_best_epoch_and_stops_after_patience(rows):
     assert final == pytest.approx(held_out[best], rel=1e-3) and final < held_out[-1]
 
 
+@pytest.mark.integration  # trains a network
 def test_time_budget_stops_training_and_still_anneals(rows):
     curve: list[TrainingProgress] = []
     config = ThreeBodyTrainingConfig(

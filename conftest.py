@@ -26,6 +26,11 @@ from components.serving.client import is_live  # noqa: E402
 from components.store.local_store import free_store_port, start_local_store, wait_until_ready  # noqa: E402
 from components.store.object_store import ObjectStore, StoreConfig  # noqa: E402
 
+# Defined here, before any test module loads TensorFlow: kfp's resource setters call
+# inspect.stack(), whose cost grows with sys.modules (about 3 s to define every pipeline
+# before TensorFlow is imported, over 20 s after).
+from pipelines import registry as _pipelines  # noqa: E402, F401
+
 # A test that starts a real service (every service fixture depends on one of these) must say so
 # with `@pytest.mark.integration`, so that `make unit` (-m "not integration") never starts one.
 SERVICE_FIXTURES = {"store_process", "model_server"}

@@ -8,7 +8,9 @@ or mistyped field, the strict loader rejects here, with the path of the field.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
+import io
 import json
 import os
 import shutil
@@ -26,6 +28,7 @@ from kubernetes.client import ApiClient
 from kubernetes.utils import parse_quantity
 
 from components.deploy.kserve_cluster import SERVICE_ACCOUNT, build_inference_service
+from pipelines import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -130,29 +133,17 @@ def namespace_of(overlay: str) -> str:
 
 @functools.cache
 def manifest(model: str, version: str, namespace: str, *options: str) -> str:
-    """What `python -m pipelines manifest` prints, run as a person would run it."""
-    env = {key: value for key, value in os.environ.items() if key not in ("IMAGE_REGISTRY", "IMAGE_TAG")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines",
-            "manifest",
-            model,
-            "--version",
-            version,
-            "--namespace",
-            namespace,
-            *options,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    """What `python -m pipelines manifest` prints (its entry point, in this process; one test below
+    runs the command itself)."""
+    out = io.StringIO()
+    saved = {key: os.environ.pop(key) for key in ("IMAGE_REGISTRY", "IMAGE_TAG") if key in os.environ}
+    try:
+        with contextlib.redirect_stdout(out):
+            status = cli.main(["manifest", model, "--version", version, "--namespace", namespace, *options])
+    finally:
+        os.environ.update(saved)
+    assert status == 0
+    return out.getvalue()
 
 
 def build(overlay: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -361,6 +362,40 @@ def _small_params() -> dict:
     return {name: value for name, value in wanted.items() if name in known}
 
 
+def store_env(store: Any) -> dict[str, str]:
+    """The store's address and credentials, for a container's environment (never a file)."""
+    return {
+        "MINIO_ENDPOINT": store.endpoint,
+        "MINIO_ACCESS_KEY": store.access_key,
+        "MINIO_SECRET_KEY": store.secret_key,
+    }
+
+
+def run_in_images(pipeline: Any, params: dict[str, Any], own_store: Any, tmp_path: Path) -> Path:
+    """Run a pipeline with kfp's DockerRunner, every component in its image; the pipeline root.
+
+    Credentials reach the containers only as environment, from memory; host networking lets them
+    reach the store on 127.0.0.1, as a pod reaches minio-service in the cluster.
+    """
+    from kfp import local
+    from kfp.local.config import LocalExecutionConfig
+
+    env = store_env(own_store)
+    root = tmp_path / "pipeline-root"
+    root.mkdir()
+    root.chmod(0o777)  # the components write their outputs as UID 1000
+    local.init(
+        runner=local.DockerRunner(network_mode="host", environment=env), pipeline_root=str(root), raise_on_error=True
+    )
+    started = time.monotonic()
+    try:
+        pipeline(**params)
+    finally:
+        LocalExecutionConfig.instance = None  # later tests must not inherit the DockerRunner
+    print(f"{pipeline.name} pipeline ran in containers in {time.monotonic() - started:.0f}s", flush=True)
+    return root
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(
     not RUN_IMAGE_TESTS, reason="set RUN_IMAGE_TESTS=1 to build the images (minutes) and run the pipeline in them"
@@ -371,8 +406,6 @@ def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
     own_store,
     tmp_path,
 ):
-    from kfp import local
-    from kfp.local.config import LocalExecutionConfig
 
     from components.serving.client import predict_v1
     from components.store.model_registry import read_card, serving_version
@@ -393,27 +426,7 @@ def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
         finally:
             probe.remove(force=True)
 
-    # Credentials reach the containers only as environment, from memory; host networking lets
-    # them reach the store on 127.0.0.1, as a pod reaches minio-service in the cluster.
-    env = {
-        "MINIO_ENDPOINT": own_store.endpoint,
-        "MINIO_ACCESS_KEY": own_store.access_key,
-        "MINIO_SECRET_KEY": own_store.secret_key,
-    }
-    root = tmp_path / "pipeline-root"
-    root.mkdir()
-    root.chmod(0o777)  # the components write their outputs as UID 1000
-    local.init(
-        runner=local.DockerRunner(network_mode="host", environment=env), pipeline_root=str(root), raise_on_error=True
-    )
-    started = time.monotonic()
-    try:
-        sum_pipeline(**_small_params())
-    finally:
-        LocalExecutionConfig.instance = None  # later tests must not inherit the DockerRunner
-    print(f"sum pipeline ran in containers in {time.monotonic() - started:.0f}s", flush=True)
-
-    (run_dir,) = root.glob("sum-*")
+    (run_dir,) = run_in_images(sum_pipeline, _small_params(), own_store, tmp_path).glob("sum-*")
     metrics = LocalRun(run_dir).task_outputs("evaluate-sum-model")["artifacts"]["metrics"]["artifacts"][0]["metadata"]
     assert "gate_passed" in metrics and metrics["gate_passed"] == 1.0 and len(metrics) > 2, metrics
     version = LocalRun(run_dir).task_outputs("deploy-model")["parameterValues"]["Output"]
@@ -426,7 +439,7 @@ def test_sum_pipeline_runs_in_the_images_and_the_predictor_serves_its_model(
         image("predictor"),
         ["--http-port", str(port), "--grpc-port", str(free_port()), "--cache-dir", "/tmp/model-cache"],
         network_mode="host",
-        environment=env,
+        environment=store_env(own_store),
         detach=True,
         name=f"fuseml-predictor-test-{secrets.token_hex(3)}",
     )
@@ -489,43 +502,24 @@ def test_push_writes_each_built_image_to_an_oci_layout(built_images, tmp_path):
 @pytest.mark.integration
 @pytest.mark.skipif(not RUN_IMAGE_TESTS, reason="set RUN_IMAGE_TESTS=1 to build the images and run it in them")
 def test_sharded_three_body_pipeline_runs_in_the_images(built_images, docker_api, own_store, tmp_path):
-    from kfp import local
-    from kfp.local.config import LocalExecutionConfig
 
     from components.store.model_registry import read_card, serving_version
     from components.store.object_store import ObjectStore
     from pipelines.local_run import LocalRun
     from pipelines.three_body import three_body_pipeline
 
-    env = {
-        "MINIO_ENDPOINT": own_store.endpoint,
-        "MINIO_ACCESS_KEY": own_store.access_key,
-        "MINIO_SECRET_KEY": own_store.secret_key,
-    }
-    root = tmp_path / "pipeline-root"
-    root.mkdir()
-    root.chmod(0o777)  # the components write their outputs as UID 1000
-    local.init(
-        runner=local.DockerRunner(network_mode="host", environment=env), pipeline_root=str(root), raise_on_error=True
+    # a quarter held out: the data validation step needs two held-out simulations at least
+    params = dict(
+        simulations=8,
+        shard_size=4,
+        validation_fraction=0.25,
+        t_max=0.5,
+        epochs=1,
+        max_mae=1e9,
+        champion_tolerance=1e9,
+        deploy_target="none",
     )
-    started = time.monotonic()
-    try:
-        # a quarter held out: the data validation step needs two held-out simulations at least
-        three_body_pipeline(
-            simulations=8,
-            shard_size=4,
-            validation_fraction=0.25,
-            t_max=0.5,
-            epochs=1,
-            max_mae=1e9,
-            champion_tolerance=1e9,
-            deploy_target="none",
-        )
-    finally:
-        LocalExecutionConfig.instance = None  # later tests must not inherit the DockerRunner
-    print(f"three-body pipeline ran in containers in {time.monotonic() - started:.0f}s", flush=True)
-
-    (run_dir,) = root.glob("three-body-*")
+    (run_dir,) = run_in_images(three_body_pipeline, params, own_store, tmp_path).glob("three-body-*")
     run = LocalRun(run_dir)
     shards = sorted(run_dir.glob("for-loop-*/simulate-three-body-shard"))  # one ParallelFor iteration each
     assert len(shards) == 2, [path.name for path in run_dir.iterdir()]  # 8 simulations, 4 per pod

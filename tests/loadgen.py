@@ -139,6 +139,8 @@ async def _run(
     timeout: float,
     until: Callable[[], bool] | None,
 ) -> LoadResult:
+    if total is None and seconds is None:
+        raise ValueError("bound the load: give total, seconds or both")
     result = LoadResult()
     issued = 0
     deadline = time.monotonic() + seconds if seconds else None
@@ -204,8 +206,6 @@ def run_load(
 ) -> LoadResult:
     """Send requests from `clients` keep-alive connections until `total` are sent, `seconds`
     pass or `until()` says so (whichever comes first; total or seconds must be given)."""
-    if total is None and seconds is None:
-        raise ValueError("bound the load: give total, seconds or both")
     scheme, _, rest = url.partition("://")
     host, _, port = rest.rstrip("/").rpartition(":")
     if scheme != "http" or host not in LOOPBACK:
@@ -231,8 +231,6 @@ def run_grpc_load(
 ) -> LoadResult:
     """`run_load` over gRPC (the Open Inference Protocol's ModelInfer) at host:port; `make` gives
     serialized ModelInferRequests."""
-    if total is None and seconds is None:
-        raise ValueError("bound the load: give total, seconds or both")
     host = address.rpartition(":")[0].strip("[]")
     if host not in LOOPBACK:
         raise ValueError(f"the load generator only targets this machine, not {address}")

@@ -102,8 +102,9 @@ def test_independent_check_confirms_kept_runs(random_runs: tuple[np.ndarray, sim
     errors = sim.independent_check(result, kept[:2])
     assert errors.shape == (2,)
     assert (errors <= sim.DEFAULT_MAX_DIVERGENCE).all(), errors
-    # The twin-run difference bounds the error of the (tighter) returned run.
-    assert (errors <= result.divergence[kept[:2]]).all(), (errors, result.divergence[kept[:2]])
+    # The twin-run difference bounds the error of the (tighter) returned run; scipy's reference,
+    # stepping in physical time at 3e-14, carries an error of the same order as that run's own.
+    assert (errors <= 2 * result.divergence[kept[:2]]).all(), (errors, result.divergence[kept[:2]])
 
 
 def test_independent_check_refuses_dropped_runs() -> None:
@@ -160,7 +161,7 @@ def test_singular_and_colliding_starts_are_flagged() -> None:
 
 def test_step_limit_energy_drift_and_divergence_mark_failures() -> None:
     x2 = np.array([[-0.2, 0.8], [-0.3, 0.5]])
-    limited = sim.simulate(x2, t_max=1.0, max_steps=20)
+    limited = sim.simulate(x2, t_max=1.0, max_steps=5)
     assert (limited.status == sim.Status.TOO_MANY_STEPS).all()
     assert np.isnan(limited.positions).all()
     drifting = sim.simulate(x2, t_max=1.0, max_energy_error=1e-15)

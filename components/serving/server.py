@@ -207,10 +207,8 @@ def settle_heap() -> None:
     gc.freeze()
     # Requests allocate many short-lived lists (a parsed JSON body is a list per row): with the
     # default thresholds the older generations were collected every few hundred requests.
-    # Collect the young often, the old rarely. A young generation of 20,000 objects took 8-11 ms
-    # to collect under load, each time stalling every request in flight (the p99 again); one of
-    # 2,000 takes about 0.3 ms, and the collections cost less in all.
-    gc.set_threshold(2_000, 20, 20)
+    # Collect the young often, the old rarely.
+    gc.set_threshold(20_000, 20, 20)
 
 
 def limit_model_threads(threads: int) -> None:

@@ -4,6 +4,7 @@ import time
 import numpy as np
 import pytest
 
+from components.serving import traffic_log
 from components.serving.client import predict_v1
 from components.serving.traffic_log import LOG_BUCKET, TrafficLogger, TrafficRecord, read_traffic
 from components.store.object_store import ObjectStore, RetryPolicy
@@ -70,3 +71,47 @@ def test_the_model_server_logs_requests_within_seconds(model_server, deployed_su
         time.sleep(0.5)
     else:
         raise AssertionError(f"request not logged to s3://{LOG_BUCKET}/sum/{version}/ within 15 s")
+
+
+def test_a_large_flush_is_cut_into_objects_of_bounded_size(store, monkeypatch):
+    monkeypatch.setattr(traffic_log, "PART_BYTES", 200)
+    logger = TrafficLogger(store)
+    rows = [[[i, i + 1]] * 3 for i in range(10)]
+    for r in rows:
+        logger.log(record("m5", "1", r))
+    logger.flush()
+    keys = store.list_keys(LOG_BUCKET, "m5/1/")
+    assert len(keys) > 3
+    assert all(len(store.get_bytes(LOG_BUCKET, key)) <= 200 for key in keys)
+    np.testing.assert_array_equal(read_traffic(store, "m5", "1"), np.concatenate(rows))
+
+
+class FailingAfter:
+    """The real store, refusing every write after the first `allowed`."""
+
+    def __init__(self, store: ObjectStore, allowed: int) -> None:
+        self.store, self.allowed = store, allowed
+
+    def ensure_bucket(self, bucket: str) -> None:
+        self.store.ensure_bucket(bucket)
+
+    def put_bytes(self, *args, **kwargs) -> None:
+        if self.allowed <= 0:
+            raise ConnectionError("store went away")
+        self.allowed -= 1
+        self.store.put_bytes(*args, **kwargs)
+
+
+def test_a_flush_that_fails_midway_keeps_only_the_lines_not_written(store, monkeypatch):
+    monkeypatch.setattr(traffic_log, "PART_BYTES", 100)
+    flaky = FailingAfter(store, allowed=1)
+    logger = TrafficLogger(flaky)  # type: ignore[arg-type]
+    for i in range(6):
+        logger.log(record("m6", "1", [[i, i]]))
+    logger.flush()
+    first = logger.written
+    assert 0 < first < 6 and logger.dropped == 0
+    flaky.allowed = 100
+    logger.flush()
+    assert logger.written == 6
+    np.testing.assert_array_equal(read_traffic(store, "m6", "1"), [[i, i] for i in range(6)])  # once each, in order

@@ -217,8 +217,8 @@ def _derivative(y: np.ndarray, out: np.ndarray) -> None:
 
     The time transformation (Sundman's, with the potential as in the logarithmic
     Hamiltonian) stretches close encounters: a pass at distance r takes time of order
-    r^(3/2) but fictitious time of order r^(1/2). It halves the steps of the typical
-    run and of the slowest (tests/benchmarks/bench_three_body_simulation.py).
+    r^(3/2) but fictitious time of order r^(1/2). It cuts the steps of the typical run
+    and of the slowest by more than a third (tests/benchmarks/bench_three_body_simulation.py).
     """
     d = y[:6]
     squares = d * d

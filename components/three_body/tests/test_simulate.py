@@ -218,6 +218,43 @@ def test_divergence_is_the_maximum_over_the_run() -> None:
     assert loose.divergence[0] > 2 * np.median(error)
 
 
+def test_the_fictitious_time_derivative_is_the_physical_one_scaled_by_dt_ds() -> None:
+    state = sim._initial_state(np.array([[-0.3, 0.4], [-0.1, 0.9]]))
+    state[6:12] = np.array([[0.1, -0.2], [0.3, 0.0], [0.0, 0.5], [-0.4, 0.1], [0.2, 0.2], [0.1, -0.3]])
+    out = np.empty_like(state)
+    sim._derivative(state, out)
+    r = np.linalg.norm(state[:6].reshape(3, 2, -1), axis=1)
+    np.testing.assert_allclose(out[sim._TIME], 1.0 / np.sum(1.0 / r, axis=0), rtol=1e-15)
+    for column in range(2):
+        physical = sim._separation_derivative(0.0, state[: sim._N_PHASE, column])
+        np.testing.assert_allclose(out[: sim._N_PHASE, column] / out[sim._TIME, column], physical, rtol=1e-13)
+
+
+def test_interpolant_in_powers_of_x_matches_scipys_nested_form() -> None:
+    rng = np.random.default_rng(0)
+    coeffs, x = rng.normal(size=(7, 5)), rng.uniform(size=5)
+    nested = np.zeros(5)
+    for i, c in enumerate(coeffs[::-1]):
+        nested += c
+        nested *= x if i % 2 == 0 else 1.0 - x
+    terms, slopes = sim._basis(x)
+    np.testing.assert_allclose(np.sum(coeffs * terms, axis=0), nested, rtol=1e-13, atol=1e-15)
+    (above, _), (below, _) = sim._basis(x + 1e-6), sim._basis(x - 1e-6)
+    central = np.sum(coeffs * (above - below), axis=0) / 2e-6
+    np.testing.assert_allclose(np.sum(coeffs * slopes, axis=0), central, rtol=1e-6, atol=1e-8)
+
+
+def test_output_times_are_found_inside_a_step() -> None:
+    # A clock running as t = s + s^2 / 4 over a step of s in [0, 1]: the interpolant of a quadratic is exact.
+    t_old, t_new = np.array([2.0]), np.array([3.25])
+    coeffs = np.zeros((7, 1))
+    coeffs[0] = t_new - t_old  # x (1 + x/4) in the nested form: c0 = 1.25, c1 = -0.25
+    coeffs[1] = -0.25
+    targets = np.array([2.5])
+    x = sim._fractions_at_times(coeffs, t_old, t_new, targets)
+    np.testing.assert_allclose(x, -2.0 + np.sqrt(4.0 + 2.0), rtol=1e-14)  # s + s^2/4 = 0.5
+
+
 def test_phase_distance_is_the_rms_over_body_coordinates() -> None:
     a = np.zeros((12, 1))
     a[:6, 0] = sim._SEPARATIONS @ np.array([1.0, 0.0, -0.2, 0.5])

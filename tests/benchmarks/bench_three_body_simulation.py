@@ -14,7 +14,7 @@ with `simulate` and prints:
   rtol = atol = 1e-11 run one by one on the first M initial conditions, timed in
   the same process right after the batch, so load from other processes hits both;
   and over scipy doing the same work (both twin runs, at the simulator's returned
-  and check tolerances), which a single run at 1e-11 understates about threefold.
+  and check tolerances), which a single run at 1e-11 understates about twofold.
 
 On a shared machine set OPENBLAS_NUM_THREADS=1: the vectorized run spends much
 of its time in BLAS calls, and BLAS threads that lose their core to another

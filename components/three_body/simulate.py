@@ -327,11 +327,6 @@ def _initial_state(x2: np.ndarray) -> np.ndarray:
     return y
 
 
-def _accepted(err_norm: np.ndarray, y_new: np.ndarray) -> np.ndarray:
-    """Steps within tolerance that produced a finite state."""
-    return (err_norm < 1.0) & np.isfinite(y_new).all(axis=0)
-
-
 def _attempt_steps(
     y: np.ndarray,
     f: np.ndarray,
@@ -340,11 +335,12 @@ def _attempt_steps(
     atol: np.ndarray,
     next_time: np.ndarray,
     stages: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One DOP853 step of size h from states y (13, b) with derivatives f, using the flat buffer stages (reused).
 
-    Returns the new states, their derivatives, the error norms (accepted below 1), the
-    accepted steps that reach next_time (columns) and their interpolants' coefficients (7, 13, d).
+    Returns the new states, their derivatives, the error norms, which steps are accepted
+    (within tolerance, finite), the accepted steps that reach next_time (columns) and their
+    interpolants' coefficients (7, 13, d).
     """
     b = y.shape[1]
     k = stages[: _N_STAGES_EXTENDED * _N_STATE * b].reshape(_N_STAGES_EXTENDED, _N_STATE, b)
@@ -359,12 +355,13 @@ def _attempt_steps(
         err5, err3 = np.einsum("ijk,ijk->ik", err, err)
         denom = err5 + 0.01 * err3
         err_norm = np.where(denom > 0, h * err5 / np.sqrt(_N_STATE * denom), 0.0)
-    dense = np.flatnonzero(_accepted(err_norm, y_new) & (next_time <= y_new[_TIME]))
+    accept = (err_norm < 1.0) & np.isfinite(y_new).all(axis=0)
+    dense = np.flatnonzero(accept & (next_time <= y_new[_TIME]))
     if len(dense):
         coeffs = _dense_coefficients(k[:, :, dense], y[:, dense], y_new[:, dense], h[dense])
     else:
         coeffs = np.empty((7, _N_STATE, 0))
-    return y_new, k[_N_STAGES].copy(), err_norm, dense, coeffs
+    return y_new, k[_N_STAGES].copy(), err_norm, accept, dense, coeffs
 
 
 def _integrate(
@@ -412,8 +409,7 @@ def _integrate(
     iteration = 0
 
     while len(idx):
-        y_new, f_new, err_norm, dense, coeffs = _attempt_steps(y, f, h, rtol, atol, times[next_k], stages)
-        accept = _accepted(err_norm, y_new)
+        y_new, f_new, err_norm, accept, dense, coeffs = _attempt_steps(y, f, h, rtol, atol, times[next_k], stages)
         with np.errstate(divide="ignore"):
             factor = _SAFETY * err_norm**_ERROR_EXPONENT
         factor = np.where(

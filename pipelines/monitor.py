@@ -199,6 +199,7 @@ def monitor_pipeline(
                         time_budget_s=0.0,
                         patience=0,
                         holdout_fraction=0.0,
+                        time_stride=1,
                     ),
                     TRAINING,
                 ).set_display_name("retrain")

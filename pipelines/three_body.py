@@ -54,18 +54,19 @@ def _evaluate_and_deploy(
 
 @dsl.pipeline(name="three-body", description="Breen et al. (2020): a network in place of a three-body integrator.")
 def three_body_pipeline(
-    simulations: int = 4000,
+    simulations: int = 6000,
     t_max: float = 3.9,
     validation_fraction: float = 0.2,
     hidden_layers: int = 10,
     units: int = 128,
     learning_rate: float = 3e-3,
     batch_size: int = 1000,
-    epochs: int = 3,
+    epochs: int = 4,
     schedule: str = "cosine",
     time_budget_s: float = 150.0,
     patience: int = 0,
     holdout_fraction: float = 0.02,
+    time_stride: int = 2,
     seed: int = 0,
     shard_size: int = 500,
     accelerator_type: str = "nvidia.com/gpu",
@@ -96,6 +97,7 @@ def three_body_pipeline(
         time_budget_s: Stop training after this many seconds (0: no budget).
         patience: Stop after this many epochs without a better held-out MAE (0: never early).
         holdout_fraction: Share of the training simulations held out to pick the best epoch.
+        time_stride: Train on every k-th output time of each trajectory (1: all; the gate sees all).
         seed: Seed of the initial conditions, the split and the weights.
         shard_size: Simulations per pod; the shards run in parallel and are cached one by one.
         accelerator_type: The trainer's accelerator resource, e.g. nvidia.com/gpu (with accelerator_count > 0).
@@ -150,6 +152,7 @@ def three_body_pipeline(
         time_budget_s=time_budget_s,
         patience=patience,
         holdout_fraction=holdout_fraction,
+        time_stride=time_stride,
     )
     deployment = dict(
         validation=simulated.outputs["validation"],

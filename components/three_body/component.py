@@ -117,6 +117,7 @@ def train_three_body_model(
     time_budget_s: float,
     patience: int,
     holdout_fraction: float,
+    time_stride: int,
     model: Output[Model],
 ):
     """Train Breen's network on (t, x2(0)) -> (x1, x2) and export it with x3 appended and its card.
@@ -133,6 +134,7 @@ def train_three_body_model(
         time_budget_s: Stop after this many seconds of training (0: no budget).
         patience: Stop after this many epochs without a better held-out MAE (0: never early).
         holdout_fraction: Share of the training simulations held out to pick the best epoch (0: none).
+        time_stride: Fit on every k-th output time of each trajectory (1: all of them).
         model: The SavedModel; its metadata holds the model card (schema, envelope less the holes
             around the dropped initial conditions, data hash).
     """
@@ -156,6 +158,7 @@ def train_three_body_model(
         time_budget_s,
         patience,
         holdout_fraction,
+        time_stride,
     )
     rows = rows_io.load(Path(dataset.path))
     trained = train_on_rows(

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from components.three_body.coverage import Dropped
-from components.three_body.simulate import SimulationResult
+from components.three_body.simulate import GRID_STEP, SimulationResult
 
 INPUT_COLUMNS = ("t", "x2x", "x2y")
 
@@ -38,6 +38,16 @@ def to_rows(result: SimulationResult, x2: np.ndarray) -> TrajectoryRows:
     inputs[:, 1:] = np.repeat(x2[kept], n_times, axis=0)
     targets = result.positions[kept][:, :, :2, :].reshape(-1, 4)
     return TrajectoryRows(inputs, targets, np.repeat(kept, n_times))
+
+
+def every_kth_time(rows: TrajectoryRows, k: int) -> TrajectoryRows:
+    """Every k-th output time of each trajectory, starting at a different time in each simulation,
+    so that together the simulations still cover every time."""
+    if k == 1:
+        return rows
+    step = np.rint(rows.inputs[:, 0] / GRID_STEP).astype(np.int64)
+    keep = (step + rows.simulation) % k == 0
+    return TrajectoryRows(rows.inputs[keep], rows.targets[keep], rows.simulation[keep])
 
 
 SPLIT_STREAM = 0x5117  # keeps the split's random stream apart from the initial conditions

@@ -29,6 +29,9 @@ class ThreeBodyTrainingConfig:
     finishes annealed. With `holdout_fraction` > 0, `train_on_rows` keeps that share of the
     training simulations aside and training stops after `patience` epochs without a better
     held-out MAE (0: never early), returning the best weights seen. 0 seconds means no budget.
+    `time_stride` k > 1 fits on every k-th output time of each training trajectory (the
+    hold-out keeps all of them): neighbouring points of one trajectory teach the network little
+    that the others do not, so at the same cost more simulations seen sparser generalize better.
     """
 
     hidden_layers: int = 10
@@ -41,9 +44,10 @@ class ThreeBodyTrainingConfig:
     time_budget_s: float = 0.0
     patience: int = 0
     holdout_fraction: float = 0.0
+    time_stride: int = 1
 
     def validate(self) -> None:
-        for name in ("hidden_layers", "units", "batch_size", "epochs"):
+        for name in ("hidden_layers", "units", "batch_size", "epochs", "time_stride"):
             value = getattr(self, name)
             if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -230,9 +234,10 @@ def train_on_rows(
     """
     config.validate()
     if not config.holdout_fraction:
-        return train(rows.inputs, rows.targets, config, on_epoch, on_progress=on_progress)
+        fit = dataset.every_kth_time(rows, config.time_stride)
+        return train(fit.inputs, fit.targets, config, on_epoch, on_progress=on_progress)
     fit_ids, holdout_ids = dataset.split_by_simulation(rows.simulation, config.holdout_fraction, config.seed)
-    fit, holdout = rows.subset(fit_ids), rows.subset(holdout_ids)
+    fit, holdout = dataset.every_kth_time(rows.subset(fit_ids), config.time_stride), rows.subset(holdout_ids)
     return train(
         fit.inputs, fit.targets, config, on_epoch, validation=(holdout.inputs, holdout.targets), on_progress=on_progress
     )

@@ -20,27 +20,29 @@ from components.three_body.model import ThreeBodyTrainingConfig
 PRESETS: dict[str, dict[str, float | int | str]] = {
     # `make run`: the whole run (simulate, train, evaluate, deploy) within 3 minutes on 2 cores.
     # Generalization across initial conditions, not fitting, limits the network here, so the
-    # compute goes to more simulations rather than more passes: 4,000 simulations (~17 s) seen
-    # 3 times against 2,000 seen 5 times, in the same ~70 s of training on a quiet machine, seeds
-    # 0-1: test MAE 0.027 and 0.031 against 0.038 and 0.034, gate MAE 0.035 and 0.027 against
-    # 0.041 and 0.039 (tests/benchmarks/bench_three_body_training.py, 500 test simulations).
-    # Training is bound by epochs, not by the clock, so a busy machine takes longer but gets the
-    # same model (a 60 s budget on a shared machine once cut it to 2 epochs); the 150 s budget
-    # only stops a far slower machine. 20 % of the simulations go to the gate, since fewer make its
-    # MAE a lottery: a simulation whose body is ejected scores MAE 1-3.5 and adds ~0.002 to an
-    # 800-simulation gate. max_mae 0.08 passes a healthy run with room for several; broken runs
-    # (bodies at rest, or the training mean) score 0.40-0.50, 5x higher.
+    # compute goes to more simulations rather than to more passes or more points of each: 6,000
+    # simulations (23-29 s), every 2nd output time of each, seen 4 times (76-83 s of training),
+    # seeds 0-1 (tests/benchmarks/bench_three_body_training.py, 500 test simulations): test MAE
+    # 0.027 and 0.028, gate MAE 0.028 and 0.028. The previous 4,000 simulations with every time
+    # seen 3 times, in more training time on the same day (104-111 s), scored test 0.029 and 0.030,
+    # gate 0.036 and 0.033 on the same split. Training is bound by epochs, not by the clock, so a busy machine takes longer but
+    # gets the same model (a 60 s budget on a shared machine once cut it to 2 epochs); the 150 s
+    # budget only stops a far slower machine. 20 % of the simulations go to the gate, since fewer
+    # make its MAE a lottery: a simulation whose body is ejected scores MAE 1-3.5 and adds ~0.002
+    # to a 1,200-simulation gate. max_mae 0.08 passes a healthy run with room for several; broken
+    # runs (bodies at rest, or the training mean) score 0.40-0.50, 5x higher.
     "local": {
-        "simulations": 4000,
+        "simulations": 6000,
         "t_max": 3.9,
         "validation_fraction": 0.2,
-        "epochs": 3,
+        "epochs": 4,
         "batch_size": 1000,
         "learning_rate": 3e-3,
         "schedule": "cosine",
         "time_budget_s": 150.0,
         "patience": 0,
         "holdout_fraction": 0.02,
+        "time_stride": 2,
         "max_mae": 0.08,
     },
     # Breen's accuracy within an hour of training on 2 cores: a 40-minute run of this recipe
@@ -59,6 +61,7 @@ PRESETS: dict[str, dict[str, float | int | str]] = {
         "time_budget_s": 3500.0,
         "patience": 0,
         "holdout_fraction": 0.01,
+        "time_stride": 1,
         "max_mae": 0.06,
     },
     # Breen's scale for a GPU node: t <= 10, 9,900 + 100 simulations, batches of 5000, Adam peaking
@@ -77,6 +80,7 @@ PRESETS: dict[str, dict[str, float | int | str]] = {
         "time_budget_s": 0.0,
         "patience": 100,
         "holdout_fraction": 0.01,
+        "time_stride": 1,
         "max_mae": 0.4,
     },
 }

@@ -6,6 +6,7 @@ import pytest
 
 from components.saved_model import export
 from components.three_body import dataset
+from components.three_body import model as model_module
 from components.three_body.evaluate import (
     evaluate,
     relative_energy_error,
@@ -47,6 +48,36 @@ def test_split_is_by_simulation_with_no_trajectory_on_both_sides(rows):
         dataset.split_by_simulation(rows.simulation, 1.0, seed=0)
     with pytest.raises(ValueError, match="at least 2"):
         dataset.split_by_simulation(np.zeros(5), 0.5, seed=0)
+
+
+def test_every_kth_time_thins_each_trajectory_and_all_together_cover_every_time(rows):
+    assert dataset.every_kth_time(rows, 1) is rows
+    thinned = dataset.every_kth_time(rows, 3)
+    steps = np.rint(rows.inputs[:, 0] * 256).astype(int)
+    kept_steps = np.rint(thinned.inputs[:, 0] * 256).astype(int)
+    for sim in np.unique(rows.simulation):
+        own = kept_steps[thinned.simulation == sim]
+        assert np.all(np.diff(own) == 3) and own[0] < 3  # every 3rd point from the start of the run
+        assert len(own) == pytest.approx((rows.simulation == sim).sum() / 3, abs=1)
+    assert set(kept_steps) == set(steps)  # starting at a different time in each simulation
+    kept = {tuple(r) for r in thinned.inputs}
+    np.testing.assert_array_equal(  # each kept row keeps its own target
+        thinned.targets, rows.targets[[tuple(r) in kept for r in rows.inputs]]
+    )
+
+
+def test_train_on_rows_thins_the_fitted_rows_only(rows, monkeypatch):
+    seen = {}
+
+    def record(inputs, targets, config, on_epoch=None, *, validation=None, on_progress=None):
+        seen.update(fit=len(inputs), held=len(validation[0]))
+
+    monkeypatch.setattr(model_module, "train", record)
+    config = ThreeBodyTrainingConfig(**TINY, holdout_fraction=0.25, time_stride=4)
+    train_on_rows(rows, config)
+    fit_ids, held_ids = dataset.split_by_simulation(rows.simulation, 0.25, seed=0)
+    assert seen["held"] == len(rows.subset(held_ids).inputs)  # the hold-out scores every time
+    assert seen["fit"] == pytest.approx(len(rows.subset(fit_ids).inputs) / 4, abs=len(fit_ids))
 
 
 def test_true_trajectories_score_zero_error_and_conserve_energy(rows):
@@ -103,6 +134,7 @@ TINY = {"hidden_layers": 2, "units": 16}
         ("patience", -2, "patience must be an integer >= 0"),
         ("seed", -1, "seed must be an integer >= 0"),
         ("holdout_fraction", 1.0, "holdout_fraction must be in \\[0, 1\\)"),
+        ("time_stride", 0, "time_stride must be a positive integer"),
     ],
 )
 def test_config_names_the_bad_parameter(field, value, message):
@@ -178,6 +210,7 @@ def test_presets_carry_the_pipeline_parameters_and_valid_training_configs():
             "time_budget_s",
             "patience",
             "holdout_fraction",
+            "time_stride",
             "max_mae",
         } <= set(params), name
         config = training_config(params, seed=7)
@@ -191,6 +224,7 @@ def test_presets_carry_the_pipeline_parameters_and_valid_training_configs():
         5000,
         5e-4,
     )
+    assert paper["time_stride"] == 1  # Breen's rows: every output time
     assert paper["time_budget_s"] == 0  # runs to its epochs (or patience) on a GPU node, unchanged
     assert preset("local")["max_mae"] > preset("standard")["max_mae"]
     with pytest.raises(ValueError, match="unknown preset 'huge'"):

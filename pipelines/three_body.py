@@ -54,14 +54,14 @@ def _evaluate_and_deploy(
 
 @dsl.pipeline(name="three-body", description="Breen et al. (2020): a network in place of a three-body integrator.")
 def three_body_pipeline(
-    simulations: int = 6000,
+    simulations: int = 7000,
     t_max: float = 3.9,
     validation_fraction: float = 0.2,
     hidden_layers: int = 10,
     units: int = 128,
     learning_rate: float = 3e-3,
     batch_size: int = 1000,
-    epochs: int = 4,
+    epochs: int = 3,
     schedule: str = "cosine",
     time_budget_s: float = 150.0,
     patience: int = 0,

@@ -68,7 +68,7 @@ def three_body_pipeline(
     holdout_fraction: float = 0.02,
     time_stride: int = 2,
     seed: int = 0,
-    shard_size: int = 500,
+    shard_size: int = 1750,
     accelerator_type: str = "nvidia.com/gpu",
     accelerator_count: int = 0,
     max_mae: float = 0.08,

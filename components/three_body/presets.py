@@ -36,7 +36,10 @@ PRESETS: dict[str, dict[str, float | int | str]] = {
     # 20 % of the simulations go to the gate, since fewer make its MAE a lottery: a simulation
     # whose body is ejected scores MAE 1-3.5 and adds ~0.002 to a 1,300-simulation gate. max_mae
     # 0.08 passes a healthy run with room for several; broken runs (bodies at rest, or the
-    # training mean) score 0.40-0.50, 5x higher.
+    # training mean) score 0.40-0.50, 5x higher. Shards of 1,750 simulations: the vectorized
+    # simulator's time per shard is set by its slowest run, so small shards waste it (500 take
+    # 6.6 s, 1,750 take 12.2 s on one core); 4 shards on 2 cores simulate in about 30 s against
+    # about 60 s for 14 shards of 500, at a peak of about 500 MiB per shard for t <= 3.9.
     "local": {
         "simulations": 7000,
         "t_max": 3.9,
@@ -49,6 +52,7 @@ PRESETS: dict[str, dict[str, float | int | str]] = {
         "patience": 0,
         "holdout_fraction": 0.02,
         "time_stride": 2,
+        "shard_size": 1750,
         "max_mae": 0.08,
     },
     # Breen's accuracy within an hour of training on 2 cores: a 40-minute run of this recipe
@@ -68,6 +72,7 @@ PRESETS: dict[str, dict[str, float | int | str]] = {
         "patience": 0,
         "holdout_fraction": 0.01,
         "time_stride": 1,
+        "shard_size": 1750,
         "max_mae": 0.06,
     },
     # Breen's scale for a GPU node: t <= 10, 9,900 + 100 simulations, batches of 5000, Adam peaking
@@ -87,6 +92,7 @@ PRESETS: dict[str, dict[str, float | int | str]] = {
         "patience": 100,
         "holdout_fraction": 0.01,
         "time_stride": 1,
+        "shard_size": 500,  # to t = 10 a shard holds 2.6x the rows of one to t = 3.9: within its pod's 1 GiB
         "max_mae": 0.4,
     },
 }

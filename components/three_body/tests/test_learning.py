@@ -211,6 +211,7 @@ def test_presets_carry_the_pipeline_parameters_and_valid_training_configs():
             "patience",
             "holdout_fraction",
             "time_stride",
+            "shard_size",
             "max_mae",
         } <= set(params), name
         config = training_config(params, seed=7)

@@ -38,8 +38,8 @@ PRESETS: dict[str, dict[str, float | int | str]] = {
     # 0.08 passes a healthy run with room for several; broken runs (bodies at rest, or the
     # training mean) score 0.40-0.50, 5x higher. Shards of 1,750 simulations: the vectorized
     # simulator's time per shard is set by its slowest run, so small shards waste it (500 take
-    # 6.6 s, 1,750 take 12.2 s on one core); 4 shards on 2 cores simulate in about 30 s against
-    # about 60 s for 14 shards of 500, at a peak of about 500 MiB per shard for t <= 3.9.
+    # 6.6 s, 1,750 take 12.2 s on one core); in `make run` 4 shards took 42 s where 14 shards of
+    # 500 took 56 s, at a peak of 425 MiB per shard for t <= 3.9.
     "local": {
         "simulations": 7000,
         "t_max": 3.9,

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from components.contract import Labelling, ModelSpec
 from components.reporting.svg import HEIGHT, MARGIN, WIDTH, frame, to_pixels
-from components.serving.traffic_log import LOG_BUCKET
+from components.serving.traffic_log import read_records
 from components.store.object_store import ObjectStore
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
@@ -39,20 +38,14 @@ class ServedQueries:
 
 def read_served(store: ObjectStore, model: str, version: str, since: dt.datetime | None = None) -> ServedQueries:
     """Inputs, served outputs and request times of one version's logged traffic (newer than `since`)."""
-    store.ensure_bucket(LOG_BUCKET)
     inputs: list[list[float]] = []
     outputs: list[np.ndarray] = []
     seconds: list[float] = []
-    for key in sorted(store.list_keys(LOG_BUCKET, f"{model}/{version}/")):
-        for line in store.get_bytes(LOG_BUCKET, key).decode().splitlines():
-            record = json.loads(line)
-            when = dt.datetime.fromisoformat(record["time"])
-            if since is not None and when < since:
-                continue
-            rows = len(record["inputs"])
-            inputs.extend(record["inputs"])
-            outputs.append(np.asarray(record["outputs"], dtype=np.float64).reshape(rows, -1))
-            seconds.extend([when.timestamp()] * rows)
+    for record in read_records(store, model, version, since):
+        rows = len(record["inputs"])
+        inputs.extend(record["inputs"])
+        outputs.append(np.asarray(record["outputs"], dtype=np.float64).reshape(rows, -1))
+        seconds.extend([dt.datetime.fromisoformat(record["time"]).timestamp()] * rows)
     if not inputs:
         return ServedQueries(np.empty((0, 0)), np.empty((0, 0)), np.empty(0))
     return ServedQueries(np.asarray(inputs, dtype=np.float64), np.concatenate(outputs), np.asarray(seconds))

@@ -3,7 +3,9 @@
 Requests only append to a bounded in-memory buffer; a background thread writes batches to
 `s3://inference-logs/<model>/<version>/<UTC time>-<id>.jsonl` every few seconds. When the store
 is down the batch is retried on the next flush; when the buffer is full new records are dropped
-and counted. Serving never waits for, nor fails because of, logging.
+and counted. Serving never waits for, nor fails because of, logging. A write that timed out may
+still have landed, so a retry can store a record twice: each record carries an id, and the
+readers keep the first copy.
 
 `log` turns the record into its JSON line at once, on the caller's thread (in the server, the
 event loop, right after the model call it logs: a fraction of a millisecond per batch). The
@@ -46,6 +48,7 @@ class TrafficRecord:
     outputs: np.ndarray | list
     flagged: np.ndarray | list[bool]
     time: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class TrafficLogger:
@@ -156,13 +159,24 @@ def _parts(sizes: list[int], part_bytes: int) -> Iterator[range]:
         yield range(start, len(sizes))
 
 
-def read_traffic(store: ObjectStore, model: str, version: str, since: dt.datetime | None = None) -> np.ndarray:
-    """All logged input rows of one served version (optionally only records newer than `since`)."""
+def read_records(store: ObjectStore, model: str, version: str, since: dt.datetime | None = None) -> Iterator[dict]:
+    """One served version's logged records in the order written, each once (optionally only
+    those newer than `since`)."""
     store.ensure_bucket(LOG_BUCKET)
-    rows: list[list[float]] = []
+    seen: set[str] = set()
     for key in sorted(store.list_keys(LOG_BUCKET, f"{model}/{version}/")):
         for line in store.get_bytes(LOG_BUCKET, key).decode().splitlines():
             record = json.loads(line)
-            if since is None or dt.datetime.fromisoformat(record["time"]) >= since:
-                rows.extend(record["inputs"])
+            if since is not None and dt.datetime.fromisoformat(record["time"]) < since:
+                continue
+            if "id" in record:
+                if record["id"] in seen:
+                    continue
+                seen.add(record["id"])
+            yield record
+
+
+def read_traffic(store: ObjectStore, model: str, version: str, since: dt.datetime | None = None) -> np.ndarray:
+    """All logged input rows of one served version (optionally only records newer than `since`)."""
+    rows = [row for record in read_records(store, model, version, since) for row in record["inputs"]]
     return np.asarray(rows, dtype=np.float64)

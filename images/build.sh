@@ -120,8 +120,8 @@ main() {
     build predictor/Dockerfile "$REGISTRY/predictor:$TAG" --build-arg "TRAINER_IMAGE=$REGISTRY/trainer:$TAG"
     local roles=(base trainer predictor)
     if [ "${GPU:-0}" = 1 ]; then
-        build trainer-gpu/Dockerfile "$REGISTRY/trainer-gpu:$TAG" --build-arg "DEPS_IMAGE=$REGISTRY/deps:$TAG" \
-            --build-arg "CODE_VERSION=$CODE_VERSION"
+        build trainer/Dockerfile "$REGISTRY/trainer-gpu:$TAG" --build-arg "DEPS_IMAGE=$REGISTRY/deps:$TAG" \
+            --build-arg "CODE_VERSION=$CODE_VERSION" --build-arg "TENSORFLOW=tensorflow[and-cuda]"
         roles+=(trainer-gpu)
     fi
     for role in "${roles[@]}"; do

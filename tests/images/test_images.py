@@ -122,7 +122,7 @@ def findings(text: str) -> list[str]:
 
 
 def test_every_role_has_a_dockerfile():
-    assert {path.parent.name for path in DOCKERFILES} == {*ROLES, GPU_ROLE}
+    assert {path.parent.name for path in DOCKERFILES} == set(ROLES)
     used = set(re.findall(r'image\("(\w+)"\)', (ROOT / "components" / "images.py").read_text()))
     assert used <= set(ROLES), f"components use image roles without a Dockerfile: {used - set(ROLES)}"
 
@@ -168,14 +168,13 @@ def test_static_rules_catch_what_they_claim(snippet, problem):
 
 def test_images_built_on_each_other_use_the_default_names_components_use():
     trainer = arg_defaults(instructions((IMAGES / "trainer" / "Dockerfile").read_text()))
-    gpu = arg_defaults(instructions((IMAGES / GPU_ROLE / "Dockerfile").read_text()))
     predictor = arg_defaults(instructions((IMAGES / "predictor" / "Dockerfile").read_text()))
-    assert trainer["DEPS_IMAGE"] == gpu["DEPS_IMAGE"] == f"{DEFAULT_REGISTRY}/deps:{DEFAULT_TAG}"
+    assert trainer["DEPS_IMAGE"] == f"{DEFAULT_REGISTRY}/deps:{DEFAULT_TAG}"
     assert predictor["TRAINER_IMAGE"] == f"{DEFAULT_REGISTRY}/trainer:{DEFAULT_TAG}"
 
 
 def test_code_version_is_recorded_and_the_predictor_serves():
-    for role in ("base", "trainer", GPU_ROLE):
+    for role in ("base", "trainer"):
         items = instructions((IMAGES / role / "Dockerfile").read_text())
         assert ("ARG", "CODE_VERSION=unknown") in items and ("ENV", "CODE_VERSION=${CODE_VERSION}") in items, role
     predictor = instructions((IMAGES / "predictor" / "Dockerfile").read_text())
@@ -183,9 +182,13 @@ def test_code_version_is_recorded_and_the_predictor_serves():
     assert ("ENTRYPOINT", '["python", "-m", "components.serving"]') in predictor
 
 
-def test_the_gpu_trainer_installs_the_pinned_tensorflow_with_cuda():
-    text = (IMAGES / GPU_ROLE / "Dockerfile").read_text()
-    assert "tensorflow[and-cuda]==${version}" in text and "s/^tensorflow-cpu==//p" in text
+def test_the_gpu_trainer_is_the_trainer_with_the_pinned_tensorflow_for_cuda():
+    trainer = (IMAGES / "trainer" / "Dockerfile").read_text()
+    assert arg_defaults(instructions(trainer))["TENSORFLOW"] == "tensorflow-cpu"
+    assert '"${TENSORFLOW}==${version}"' in trainer and "s/^tensorflow-cpu==//p" in trainer
+    build = (IMAGES / "build.sh").read_text()
+    assert f'build trainer/Dockerfile "$REGISTRY/{GPU_ROLE}:$TAG"' in build
+    assert '--build-arg "TENSORFLOW=tensorflow[and-cuda]"' in build
     pinned = re.search(r"^tensorflow-cpu==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
     assert pinned, "requirements.txt must pin tensorflow-cpu: the GPU trainer takes its version from it"
 

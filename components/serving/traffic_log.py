@@ -169,10 +169,11 @@ def read_records(store: ObjectStore, model: str, version: str, since: dt.datetim
             record = json.loads(line)
             if since is not None and dt.datetime.fromisoformat(record["time"]) < since:
                 continue
-            if "id" in record:
-                if record["id"] in seen:
+            record_id = record.get("id")  # None in records logged before records had ids
+            if record_id is not None:
+                if record_id in seen:
                     continue
-                seen.add(record["id"])
+                seen.add(record_id)
             yield record
 
 

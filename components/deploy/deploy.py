@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from pathlib import Path
 
 from components.contract import ModelCard
 from components.deploy.repository_client import DeployError, load_version
 from components.registry import model_spec
-from components.store.model_registry import MODEL_BUCKET, publish_model, serving_version, set_serving_version
+from components.store.model_registry import (
+    MODEL_BUCKET,
+    file_sha256,
+    publish_model,
+    serving_version,
+    set_serving_version,
+)
 from components.store.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -42,7 +47,7 @@ def deploy(
         raise ValueError(f"unknown deploy target {target!r}: choose one of {', '.join(TARGETS)}")
     store.ensure_bucket(MODEL_BUCKET)
     if training_data is not None:
-        digest = hashlib.sha256(training_data.read_bytes()).hexdigest()
+        digest = file_sha256(training_data)
         key = f"{name}/{digest}{training_data.suffix or '.npz'}"
         store.ensure_bucket(DATASET_BUCKET)
         if key not in store.list_keys(DATASET_BUCKET, f"{name}/"):

@@ -23,12 +23,18 @@ CARD_FILE = "model-card.json"
 SERVING_FILE = "serving.json"
 
 
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks: a training set can be larger than a pod's memory allows twice."""
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
 def directory_digest(path: Path) -> str:
     """A content hash of a model directory, so that publishing the same model twice is a no-op."""
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
+        digest.update(bytes.fromhex(file_sha256(file)))
     return digest.hexdigest()
 
 

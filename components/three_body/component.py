@@ -80,11 +80,11 @@ def gather_three_body_simulations(
         statistics: Simulated, converged and dropped counts (by reason) and the energy error.
         data_map: HTML map of kept and dropped initial conditions in the (x2x, x2y) plane.
     """
-    import hashlib
     from pathlib import Path
 
     import numpy as np
 
+    from components.store.model_registry import file_sha256
     from components.three_body import dataset
     from components.three_body.coverage import map_html
     from components.three_body.shards import gather, load_shard
@@ -94,7 +94,7 @@ def gather_three_body_simulations(
     dataset.save(Path(validation.path), gathered.validation)
     training_x2, validation_x2 = (np.unique(r.inputs[:, 1:], axis=0) for r in (gathered.training, gathered.validation))
     Path(data_map.path).write_text(map_html(training_x2, validation_x2, gathered.dropped))
-    training.metadata["sha256"] = hashlib.sha256(Path(training.path).read_bytes()).hexdigest()
+    training.metadata["sha256"] = file_sha256(Path(training.path))
     for key, value in gathered.statistics.items():
         statistics.log_metric(key, value)
     stats = gathered.statistics
@@ -258,11 +258,11 @@ def targeted_three_body_data(
         validation: Held-out rows: trajectories of held-out live queries and new initial conditions.
         statistics: Simulated, converged and non-converged counts, rows.
     """
-    import hashlib
     from pathlib import Path
 
     import numpy as np
 
+    from components.store.model_registry import file_sha256
     from components.three_body import dataset
     from components.three_body.live import targeted_data
 
@@ -275,7 +275,7 @@ def targeted_three_body_data(
         Path(training.path), made.training, dataset.load_dropped(Path(training_data.path)) if has_previous else None
     )
     dataset.save(Path(validation.path), made.validation)
-    training.metadata["sha256"] = hashlib.sha256(Path(training.path).read_bytes()).hexdigest()
+    training.metadata["sha256"] = file_sha256(Path(training.path))
     for key, value in made.statistics.items():
         statistics.log_metric(key, value)
     s = made.statistics

@@ -1,4 +1,5 @@
 import datetime as dt
+import hashlib
 import json
 
 import pytest
@@ -67,3 +68,9 @@ def test_serving_record_and_download(store, bucket, model_dir, tmp_path):
 def test_publish_refuses_a_folder_without_saved_model(store, bucket, tmp_path):
     with pytest.raises(ValueError, match="not a SavedModel"):
         registry.publish_model(store, tmp_path, ModelCard("m", {}, None), bucket)
+
+
+def test_a_file_digest_read_in_chunks_is_the_sha256_of_its_bytes(tmp_path):
+    path = tmp_path / "rows.npz"
+    path.write_bytes(bytes(range(256)) * 5000)  # several of file_digest's reads
+    assert registry.file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,11 +1,13 @@
 """Shards give what one process gives: the same initial conditions, trajectories and split."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
 from components.three_body import dataset
-from components.three_body.shards import gather, load_shard, save_shard, shard_starts, simulate_shard
-from components.three_body.simulate import sample_initial_x2, simulate
+from components.three_body.shards import Shard, gather, load_shard, save_shard, shard_starts, simulate_shard
+from components.three_body.simulate import Status, sample_initial_x2, simulate
 
 SIMULATIONS, T_MAX, SEED = 7, 0.5, 3
 
@@ -52,3 +54,25 @@ def test_the_split_does_not_reuse_the_stream_that_drew_the_initial_conditions():
     _, held_out = dataset.split_by_simulation(ids, 0.2, seed=0)
     reused = np.sort(np.random.default_rng(0).permutation(ids)[:380])
     assert len(held_out) == 380 and not np.array_equal(held_out, reused)
+
+
+def _synthetic_shard(start: int, simulations: int, times: int) -> Shard:
+    ids = np.repeat(np.arange(start, start + simulations), times)
+    rows = dataset.TrajectoryRows(np.ones((len(ids), 3)), np.ones((len(ids), 4)), ids)
+    ones = np.ones(simulations)
+    status = np.full(simulations, Status.CONVERGED)
+    return Shard(start, np.zeros((simulations, 2)), status, ones.astype(bool), ones, rows)
+
+
+def test_gathering_holds_the_rows_about_twice_not_three_times():
+    """The gather pod's memory limit is sized from this: the shards plus the split rows."""
+    shards = [_synthetic_shard(start, 100, 1000) for start in range(0, 400, 100)]
+    data_bytes = sum(a.nbytes for s in shards for a in (s.rows.inputs, s.rows.targets, s.rows.simulation))
+    tracemalloc.start()
+    try:
+        gathered = gather(shards, 0.2, SEED)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(gathered.training.simulation) + len(gathered.validation.simulation) == 400_000
+    assert peak < 1.35 * data_bytes  # the result (1x), the row masks and the joined simulation ids

@@ -15,9 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+from minio.error import S3Error
+
 from components.serving.client import is_live
 from components.store.local_store import start_local_store, wait_until_ready
-from components.store.object_store import ACCESS_KEY_VAR, SECRET_KEY_VAR, StoreConfig
+from components.store.object_store import ACCESS_KEY_VAR, SECRET_KEY_VAR, StoreConfig, StoreError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path(os.environ.get("LOCAL_STATE_DIR", PROJECT_ROOT / ".local"))
@@ -51,6 +53,14 @@ def _is_local(endpoint: str) -> bool:
     return endpoint.split(":")[0] in ("127.0.0.1", "localhost")
 
 
+def _refuses_credentials(error: Exception) -> bool:
+    """A server answered S3 and rejected the keys: not ours, and not one that is still starting."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, S3Error):
+        cause = cause.__cause__
+    return cause is not None and cause.code in ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
 def _write_pid(name: str, process: subprocess.Popen[bytes], state_dir: Path) -> None:
     (state_dir / f"{name}.pid").write_text(str(process.pid))
 
@@ -62,9 +72,15 @@ def ensure_store(state_dir: Path = STATE_DIR) -> StoreConfig:
     try:
         wait_until_ready(config, timeout=1.0)
         return config
-    except Exception:
+    except Exception as error:
         if not _is_local(config.endpoint):
             raise
+        if _refuses_credentials(error):  # starting a store on its port would fail, a minute later
+            raise StoreError(
+                f"the S3 server on {config.endpoint} refuses this checkout's credentials ({state_dir / 'store.env'} "
+                f"or {ACCESS_KEY_VAR}/{SECRET_KEY_VAR}): it is another store, perhaps another checkout's. "
+                f"Stop it (`make stop` there) or set MINIO_ENDPOINT to a free port. ({error})"
+            ) from None
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     print(f"starting the local object store (SeaweedFS S3) on {config.endpoint}", flush=True)
     process = start_local_store(config, state_dir / "store-data", state_dir / "logs" / "object-store.log")

@@ -79,5 +79,6 @@ def wait_until_ready(config: StoreConfig, timeout: float = 60.0) -> None:
             return
         except StoreError as error:
             if time.monotonic() > deadline:
-                raise StoreError(f"object store at {config.endpoint} not ready after {timeout:.0f}s: {error}") from None
+                message = f"object store at {config.endpoint} not ready after {timeout:.0f}s: {error}"
+                raise StoreError(message) from error
             time.sleep(0.5)

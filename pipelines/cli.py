@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from components.store.object_store import StoreError
 from pipelines import kfp_submit, local_env, manifest
 from pipelines.local_run import LocalRun
 
@@ -87,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not compiled_path(args.name).exists():
         compile_all([args.name])
-    run = run_locally(args.name, params)
+    try:
+        run = run_locally(args.name, params)
+    except StoreError as error:  # the embedded store could not be reached or started: say why, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(entry.summarize(params, run))
     return 0

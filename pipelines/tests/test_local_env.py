@@ -7,7 +7,7 @@ import time
 import pytest
 
 from components.store.object_store import StoreError
-from pipelines import local_env
+from pipelines import cli, local_env
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +22,15 @@ def test_a_store_that_refuses_our_credentials_is_named_at_once(store_config, tmp
         local_env.ensure_store(tmp_path)
     assert time.monotonic() - started < 15
     assert not (tmp_path / "object-store.pid").exists()  # no second store was started
+
+
+def test_make_run_reports_it_in_one_line_before_any_work(store_config, monkeypatch, capsys):
+    monkeypatch.setenv("MINIO_ENDPOINT", store_config.endpoint)
+    monkeypatch.setenv("MINIO_ACCESS_KEY", "another-checkout")
+    monkeypatch.setenv("MINIO_SECRET_KEY", "its-own-secret-key")
+    assert cli.main(["run", "sum"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: the S3 server on ") and "Traceback" not in error
 
 
 def test_the_running_store_with_our_credentials_is_used(store_config, tmp_path):

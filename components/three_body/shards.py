@@ -126,15 +126,12 @@ def _rows_of(shards: Sequence[Shard], simulations: np.ndarray) -> dataset.Trajec
     for the `standard` preset's 20,000 simulations); this holds it twice: the shards and the result.
     """
     masks = [np.isin(s.rows.simulation, simulations) for s in shards]
-    total = sum(int(mask.sum()) for mask in masks)
+    counts = [int(mask.sum()) for mask in masks]
     columns = ("inputs", "targets", "simulation")
-    joined = {
-        name: np.empty((total, *getattr(shards[0].rows, name).shape[1:]), getattr(shards[0].rows, name).dtype)
-        for name in columns
-    }
+    first = {name: getattr(shards[0].rows, name) for name in columns}
+    joined = {name: np.empty((sum(counts), *a.shape[1:]), a.dtype) for name, a in first.items()}
     at = 0
-    for shard, mask in zip(shards, masks, strict=True):
-        count = int(mask.sum())
+    for shard, mask, count in zip(shards, masks, counts, strict=True):
         for name in columns:
             joined[name][at : at + count] = getattr(shard.rows, name)[mask]
         at += count

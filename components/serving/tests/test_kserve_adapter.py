@@ -158,3 +158,47 @@ def test_the_v2_types_carry_what_binary_answers_need():
         infer_outputs=[InferOutput("sum", [1], "FP64", [3.0])],
     ).to_grpc()
     assert answer.model_version == "7" and np.frombuffer(answer.raw_output_contents[0]).tolist() == [3.0]
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_grpc_response_is_the_message_kserves_to_grpc_builds(raw):
+    """The servicer encodes answers itself (cheaper per request); a client must not see the difference."""
+
+    def answer(outputs: list[InferOutput]) -> InferResponse:
+        return InferResponse(
+            response_id="r-1",
+            model_name="adder",
+            model_version="7",
+            parameters={"note": "n"},
+            use_binary_outputs=raw,
+            infer_outputs=outputs,
+        )
+
+    def outputs() -> list[InferOutput]:
+        return [
+            InferOutput("sum", [3], "FP64", [0.5, 2.0, 1e300]),
+            InferOutput("big", [3], "BOOL", [False, True, True]),
+            InferOutput("count", [3], "INT64", [1, -2, 3]),
+        ]
+
+    ours = kserve_adapter.grpc_response(answer(outputs()), raw=raw)
+    kserves = answer(outputs()).to_grpc()
+    for tensor in kserves.outputs:  # KServe tags raw outputs with REST's binary extension size; gRPC has no use for it
+        tensor.parameters.pop("binary_data_size", None)
+    assert ours == kserves
+    assert bool(ours.raw_output_contents) == raw
+
+
+def test_grpc_response_flattens_a_two_dimensional_answer_and_refuses_unknown_datatypes():
+    rows = [[1.0, 2.0], [3.0, 4.0]]
+    contents = kserve_adapter.grpc_response(
+        InferResponse("r", "m", [InferOutput("xy", [2, 2], "FP64", rows)], model_version="1"), raw=False
+    )
+    assert list(contents.outputs[0].shape) == [2, 2]
+    assert list(contents.outputs[0].contents.fp64_contents) == [1.0, 2.0, 3.0, 4.0]
+    raw = kserve_adapter.grpc_response(
+        InferResponse("r", "m", [InferOutput("xy", [2, 2], "FP64", rows)], model_version="1"), raw=True
+    )
+    assert np.frombuffer(raw.raw_output_contents[0]).reshape(2, 2).tolist() == rows
+    with pytest.raises(TypeError, match="datatype BYTES"):
+        kserve_adapter.grpc_response(InferResponse("r", "m", [InferOutput("s", [1], "BYTES", ["a"])]), raw=False)

@@ -6,8 +6,10 @@ own random credentials, own state directory.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 _STATE = Path(tempfile.mkdtemp(prefix="fuseml-test-state-"))
+atexit.register(shutil.rmtree, _STATE, ignore_errors=True)  # pipeline roots and generated credentials
 os.environ["LOCAL_STATE_DIR"] = str(_STATE)  # before pipelines.local_env is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

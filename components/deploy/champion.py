@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,12 +58,14 @@ def decide(
     )
 
 
-def load_champion(
-    store: ObjectStore, name: str, cache_dir: Path, loader: Callable[[Path], Predictor]
-) -> tuple[str, Predictor] | None:
-    """The model in production, loaded for scoring on the challenger's data; None before the first."""
+def load_champion(store: ObjectStore, name: str, loader: Callable[[Path], Predictor]) -> tuple[str, Predictor] | None:
+    """The model in production, loaded for scoring on the challenger's data; None before the first.
+
+    Its files go to a scratch folder that is gone on return (the loader holds the model in memory):
+    under the local runner every evaluation would otherwise leave a model copy behind in /tmp."""
     store.ensure_bucket(MODEL_BUCKET)
     version = serving_version(store, name)
     if version is None:
         return None
-    return version, loader(download_model(store, name, version, cache_dir))
+    with tempfile.TemporaryDirectory(prefix=f"champion-{name}-") as scratch:
+        return version, loader(download_model(store, name, version, Path(scratch)))

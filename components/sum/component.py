@@ -106,7 +106,6 @@ def evaluate_sum_model(
         report: The decision, the scores and the article's seven queries.
     """
     import dataclasses
-    import tempfile
     from pathlib import Path
 
     from components.deploy.champion import decide, load_champion
@@ -117,9 +116,7 @@ def evaluate_sum_model(
 
     inputs, targets = data.load(Path(eval_dataset.path))
     challenger = evaluate(load_predictor(Path(model.path)), inputs, targets)
-    champion = load_champion(
-        ObjectStore.from_env(endpoint=store_endpoint), "sum", Path(tempfile.mkdtemp()), load_predictor
-    )
+    champion = load_champion(ObjectStore.from_env(endpoint=store_endpoint), "sum", load_predictor)
     champion_version, champion_eval = (
         (champion[0], evaluate(champion[1], inputs, targets)) if champion else (None, None)
     )

@@ -204,7 +204,6 @@ def evaluate_three_body_model(
         report: HTML: the decision, MAE by time window and per simulation beside Breen et al.'s figures,
             the gate's threshold, trajectory plots.
     """
-    import tempfile
     from pathlib import Path
 
     from components.deploy.champion import decide, load_champion
@@ -216,9 +215,7 @@ def evaluate_three_body_model(
     rows = dataset.load(Path(validation.path))
     predict = load_predictor(Path(model.path))
     challenger = evaluate(predict, rows, t_max)
-    champion = load_champion(
-        ObjectStore.from_env(endpoint=store_endpoint), "three-body", Path(tempfile.mkdtemp()), load_predictor
-    )
+    champion = load_champion(ObjectStore.from_env(endpoint=store_endpoint), "three-body", load_predictor)
     champion_mae = float(abs(champion[1](rows.inputs)[:, :4] - rows.targets).mean()) if champion else None
     decision = decide(challenger.mae, max_mae, champion_mae, champion[0] if champion else None, champion_tolerance)
     for key, value in challenger.metrics().items():

@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -410,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             stop(process)
         store_process.terminate()
         store_process.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)  # the store's data and the model: hundreds of MB a run
 
     print()
     print(

@@ -16,8 +16,9 @@ signature relied on:
   `ModelServer.start` always binds 0.0.0.0), without KServe's per-request timing log lines;
 - the Open Inference Protocol over gRPC (`InferenceServicer` and the generated stubs) on a
   chosen host: KServe's servicer leaves the version out of model metadata, cannot serve the
-  repository calls (it reads a result its own extension never returns), sends nested outputs
-  that protobuf refuses, and its interceptor logs every call.
+  repository calls (it reads a result its own extension never returns), and its interceptor logs
+  every call; answers are encoded here (`grpc_response`, with KServe's `to_grpc_parameters` and
+  `to_np_dtype`), since `InferResponse.to_grpc` refuses nested outputs and is slow.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from components.three_body.evaluate import (
     evaluate,
     relative_energy_error,
     report_html,
+    rows_by_simulation,
     trajectory_plots,
 )
 from components.three_body.model import (
@@ -86,6 +87,12 @@ def test_true_trajectories_score_zero_error_and_conserve_energy(rows):
     assert evaluation.mae == 0.0 and evaluation.simulation_mae_max == 0.0
     assert evaluation.energy_error_median < 1e-3  # finite-difference velocities of the true orbit
     assert evaluation.integrator_seconds > 0 and evaluation.metrics()["speedup_single"] > 0
+
+
+def test_rows_by_simulation_groups_like_a_mask_per_simulation_in_one_pass():
+    simulation = np.array([7, 2, 7, 9, 2, 2, 9, 7])
+    groups = rows_by_simulation(simulation)
+    assert [g.tolist() for g in groups] == [np.flatnonzero(simulation == s).tolist() for s in (2, 7, 9)]
 
 
 def test_energy_error_grows_for_a_wrong_trajectory(rows):

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pipelines.controls import cpu_threads
 from pipelines.registry import compiled_path, registry
 
 NAMES = list(registry())
@@ -109,6 +110,19 @@ def test_every_pod_is_sized_and_has_a_deadline(name):
             assert key in resources, (name, executor, key)
         assert resources["memoryRequest"] <= resources["memoryLimit"], (name, executor)
         assert int(platform["executors"][executor]["activeDeadlineSeconds"]) > 0, (name, executor)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_native_thread_pools_fit_the_pods_cpu_limit(name):
+    spec, _ = documents(name)
+    for executor, body in spec["deploymentSpec"]["executors"].items():
+        env = {variable["name"]: variable["value"] for variable in body["container"].get("env", [])}
+        threads = str(cpu_threads(body["container"]["resources"]["resourceCpuLimit"]))
+        assert env.get("OPENBLAS_NUM_THREADS") == env.get("OMP_NUM_THREADS") == threads, (name, executor, env)
+
+
+def test_cpu_threads_reads_kubernetes_quantities():
+    assert [cpu_threads(q) for q in ("1", "4", "500m", "2500m", "0.5")] == [1, 4, 1, 2, 1]
 
 
 @pytest.mark.parametrize("name", NAMES)

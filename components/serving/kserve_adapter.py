@@ -17,8 +17,8 @@ signature relied on:
 - the Open Inference Protocol over gRPC (`InferenceServicer` and the generated stubs) on a
   chosen host: KServe's servicer leaves the version out of model metadata, cannot serve the
   repository calls (it reads a result its own extension never returns), and its interceptor logs
-  every call; answers are encoded here (`grpc_response`, with KServe's `to_grpc_parameters` and
-  `to_np_dtype`), since `InferResponse.to_grpc` refuses nested outputs and is slow.
+  every call; answers are encoded here (`grpc_response`, with KServe's `to_grpc_parameters`, `to_np_dtype`
+  and `GRPC_CONTENT_DATATYPE_MAPPINGS`): `InferResponse.to_grpc` refuses nested outputs, and is slow.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from cloudevents.http import CloudEvent
 from fastapi import FastAPI
 from google.protobuf.message import DecodeError
 from kserve import Model, ModelServer
+from kserve.constants.constants import GRPC_CONTENT_DATATYPE_MAPPINGS
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady, ServerNotLive, ServerNotReady
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
@@ -383,21 +384,6 @@ class ServingServicer(InferenceServicer):
         return pb.RepositoryModelUnloadResponse(model_name=request.model_name, isUnloaded=True)
 
 
-_CONTENTS_FIELD = {
-    "BOOL": "bool_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-}
-
-
 def grpc_response(response: InferResponse, raw: bool) -> pb.ModelInferResponse:
     """The answer as a ModelInferResponse: `raw_output_contents` when the request came raw (as
     Triton answers), flat typed `contents` otherwise. KServe's `to_grpc` builds the same message but
@@ -406,8 +392,8 @@ def grpc_response(response: InferResponse, raw: bool) -> pb.ModelInferResponse:
     answer holds."""
     tensors, raw_contents = [], []
     for output in response.outputs:
-        field = _CONTENTS_FIELD.get(output.datatype)
-        if field is None:
+        field = GRPC_CONTENT_DATATYPE_MAPPINGS.get(output.datatype)
+        if field is None or output.datatype == "BYTES":  # encoded through numpy: numbers and booleans only
             raise TypeError(f"output {output.name}: no gRPC contents for datatype {output.datatype}")
         tensor = pb.ModelInferResponse.InferOutputTensor(
             name=output.name,

@@ -18,6 +18,7 @@ from components.three_body.dataset import TrajectoryRows
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SCHEDULES = ("constant", "cosine")
+RECIPE_EVERY_STEPS = 16  # how often the recipe sets the learning rate and checks the time budget
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,14 @@ def _recipe_callback(config: ThreeBodyTrainingConfig, steps_per_epoch: int, on_p
     import keras
 
     class Recipe(keras.callbacks.Callback):
-        """Learning-rate schedule, time budget, early stopping and best-weights restore in one place."""
+        """Learning-rate schedule, time budget, early stopping and best-weights restore in one place.
+
+        The model is touched once every RECIPE_EVERY_STEPS steps, not every step: on the JAX backend each
+        access copies the whole training state back into the model, and a per-step end hook makes every
+        backend wait for each step. On an H200 (Keras on JAX, the paper preset's batches of 5,000) a step
+        took 4.4 ms with both and takes 2.8 ms without. The cosine in pieces of 16 steps is the same curve
+        (thousands of steps per run), and the budget stops training at most 16 steps late.
+        """
 
         def __init__(self) -> None:
             super().__init__()
@@ -138,13 +146,13 @@ def _recipe_callback(config: ThreeBodyTrainingConfig, steps_per_epoch: int, on_p
             return config.learning_rate * 0.5 * (1 + math.cos(math.pi * self.progress()))
 
         def on_train_batch_begin(self, batch, logs=None) -> None:
-            if config.schedule != "constant":
-                self.model.optimizer.learning_rate = self.learning_rate()
-
-        def on_train_batch_end(self, batch, logs=None) -> None:
+            if self.step % RECIPE_EVERY_STEPS == 0 and (config.schedule != "constant" or config.time_budget_s):
+                model = self.model
+                if config.schedule != "constant":
+                    model.optimizer.learning_rate = self.learning_rate()
+                if config.time_budget_s and time.perf_counter() - self.started >= config.time_budget_s:
+                    model.stop_training = True  # after this step
             self.step += 1
-            if config.time_budget_s and time.perf_counter() - self.started >= config.time_budget_s:
-                self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None) -> None:
             validation_mae = float(logs.get("val_loss", math.nan))

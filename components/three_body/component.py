@@ -82,8 +82,6 @@ def gather_three_body_simulations(
     """
     from pathlib import Path
 
-    import numpy as np
-
     from components.store.model_registry import file_sha256
     from components.three_body import dataset
     from components.three_body.coverage import map_html
@@ -92,8 +90,9 @@ def gather_three_body_simulations(
     gathered = gather([load_shard(Path(s.path)) for s in shards], validation_fraction, seed)
     dataset.save(Path(training.path), gathered.training, gathered.dropped)
     dataset.save(Path(validation.path), gathered.validation)
-    training_x2, validation_x2 = (np.unique(r.inputs[:, 1:], axis=0) for r in (gathered.training, gathered.validation))
-    Path(data_map.path).write_text(map_html(training_x2, validation_x2, gathered.dropped))
+    Path(data_map.path).write_text(
+        map_html(gathered.training.initial_x2(), gathered.validation.initial_x2(), gathered.dropped)
+    )
     training.metadata["sha256"] = file_sha256(Path(training.path))
     for key, value in gathered.statistics.items():
         statistics.log_metric(key, value)

@@ -27,6 +27,12 @@ class TrajectoryRows:
         keep = np.isin(self.simulation, simulations)
         return TrajectoryRows(self.inputs[keep], self.targets[keep], self.simulation[keep])
 
+    def initial_x2(self) -> np.ndarray:
+        """(x2x, x2y) of each simulation, in order of its id: a sort of the ids, not of the rows' x2
+        (np.unique over the rows' (x2x, x2y) took 4.7 s of make run's 9 s gather)."""
+        _, first = np.unique(self.simulation, return_index=True)
+        return self.inputs[first, 1:]
+
 
 def to_rows(result: SimulationResult, x2: np.ndarray) -> TrajectoryRows:
     """Rows of the converged simulations only: the others have no trustworthy trajectory."""

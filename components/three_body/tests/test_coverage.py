@@ -67,8 +67,7 @@ def test_the_served_card_flags_queries_near_a_dropped_run(gathered):
 
 
 def test_the_data_map_shows_kept_and_dropped_runs_and_the_holes(gathered):
-    first_x2 = [np.unique(rows.inputs[:, 1:], axis=0) for rows in (gathered.training, gathered.validation)]
-    page = map_html(*first_x2, gathered.dropped)
+    page = map_html(gathered.training.initial_x2(), gathered.validation.initial_x2(), gathered.dropped)
     assert page.count("<svg") == 1 and page.count("<ellipse") == 2
     assert "dropped, step_too_small: 1" in page and "dropped, diverged: 1" in page and "too_many_steps" not in page
     assert page.count("<circle") == len(X2)

@@ -40,6 +40,15 @@ def test_rows_pair_time_and_initial_x2_with_positions(rows):
     np.testing.assert_allclose(rows.targets[first][0, 2:], rows.inputs[first][0, 1:])  # x2(0) is the input
 
 
+def test_initial_x2_is_one_row_per_simulation_in_id_order_however_the_rows_lie(rows):
+    x2 = sample_initial_x2(8, seed=3)
+    ids = np.unique(rows.simulation)
+    np.testing.assert_array_equal(rows.initial_x2(), x2[ids])
+    shuffled = np.random.default_rng(0).permutation(len(rows.simulation))
+    mixed = dataset.TrajectoryRows(rows.inputs[shuffled], rows.targets[shuffled], rows.simulation[shuffled])
+    np.testing.assert_array_equal(mixed.initial_x2(), x2[ids])
+
+
 def test_split_is_by_simulation_with_no_trajectory_on_both_sides(rows):
     train_ids, validation_ids = dataset.split_by_simulation(rows.simulation, 0.25, seed=0)
     assert set(train_ids).isdisjoint(validation_ids)

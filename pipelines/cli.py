@@ -15,8 +15,9 @@ from pipelines.local_run import LocalRun
 if TYPE_CHECKING:
     from pipelines.registry import PipelineEntry
 
-# pipelines.registry is imported where it is used: it defines every pipeline (kfp builds each
-# graph on import), seconds that `manifest` and `stop` do not need.
+# pipelines.registry is imported where it is used, and it imports a pipeline's module only when
+# that pipeline is asked for: kfp builds each graph on import, seconds that `manifest`, `stop`
+# and a run of another pipeline do not need.
 
 
 def local_params(entry: PipelineEntry, pairs: list[str], preset: str | None = None) -> dict[str, Any]:
@@ -69,20 +70,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("submit", "schedule"):
         return kfp_submit.handle(args)
 
-    from pipelines.registry import compile_all, compiled_path, registry
+    from pipelines.registry import compile_all, compiled_path, entry, names
 
     if args.command == "compile":
         for path in compile_all(args.names):
             print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
         return 0
 
-    pipelines = registry()
-    if args.name not in pipelines:
-        parser.error(f"unknown pipeline {args.name!r}; known: {', '.join(pipelines)}")
-    entry = pipelines[args.name]
+    if args.name not in names():
+        parser.error(f"unknown pipeline {args.name!r}; known: {', '.join(names())}")
+    pipeline = entry(args.name)
     try:
-        params = local_params(entry, args.param, args.preset)
-        entry.validate(params)
+        params = local_params(pipeline, args.param, args.preset)
+        pipeline.validate(params)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -93,5 +93,5 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as error:  # the embedded store could not be reached or started: say why, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(entry.summarize(params, run))
+    print(pipeline.summarize(params, run))
     return 0

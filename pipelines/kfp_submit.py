@@ -285,16 +285,15 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Run `submit` or `schedule`: validate locally, compile fresh, then talk to the API server."""
-    from pipelines.registry import compile_all, compiled_path, registry
+    from pipelines.registry import compile_all, compiled_path, entry, names
 
-    pipelines = registry()
-    if args.name not in pipelines:
-        print(f"error: unknown pipeline {args.name!r}; known: {', '.join(pipelines)}", file=sys.stderr)
+    if args.name not in names():
+        print(f"error: unknown pipeline {args.name!r}; known: {', '.join(names())}", file=sys.stderr)
         return 2
-    entry = pipelines[args.name]
+    pipeline = entry(args.name)
     try:
-        params = entry.params(args.param, args.preset)  # the compiled defaults are the cluster's
-        entry.validate(params)
+        params = pipeline.params(args.param, args.preset)  # the compiled defaults are the cluster's
+        pipeline.validate(params)
         if args.kfp_action == "schedule":
             check_cron(args.cron)
     except ValueError as error:

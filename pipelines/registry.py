@@ -11,8 +11,6 @@ from kfp import compiler
 from kfp.dsl.graph_component import GraphComponent
 
 from components.registry import model_spec
-from pipelines import monitor, three_body
-from pipelines import sum as sum_pipeline_module
 from pipelines.local_run import LocalRun
 from pipelines.params import check_shared, parse_params
 
@@ -48,12 +46,42 @@ class PipelineEntry:
         return parse_params(self.pipeline, pairs, self.presets, preset)
 
 
+# Each pipeline's module is imported only when that pipeline is asked for: defining a pipeline
+# traces it with kfp (about a second each), and `run three-body` needs one of the three.
+def _sum() -> PipelineEntry:
+    from pipelines import sum as module
+
+    return PipelineEntry(module.sum_pipeline, module.summarize, model="sum")
+
+
+def _three_body() -> PipelineEntry:
+    from pipelines import three_body
+
+    return PipelineEntry(three_body.three_body_pipeline, three_body.summarize, model="three-body")
+
+
+def _monitor() -> PipelineEntry:
+    from pipelines import monitor
+
+    return PipelineEntry(monitor.monitor_pipeline, monitor.summarize, check_own=monitor.validate_params)
+
+
+_ENTRIES: dict[str, Callable[[], PipelineEntry]] = {"sum": _sum, "three-body": _three_body, "monitor": _monitor}
+
+
+def names() -> list[str]:
+    return list(_ENTRIES)
+
+
+def entry(name: str) -> PipelineEntry:
+    if name not in _ENTRIES:
+        raise ValueError(f"unknown pipeline {name!r}; known: {', '.join(_ENTRIES)}")
+    return _ENTRIES[name]()
+
+
 def registry() -> dict[str, PipelineEntry]:
-    return {
-        "sum": PipelineEntry(sum_pipeline_module.sum_pipeline, sum_pipeline_module.summarize, model="sum"),
-        "three-body": PipelineEntry(three_body.three_body_pipeline, three_body.summarize, model="three-body"),
-        "monitor": PipelineEntry(monitor.monitor_pipeline, monitor.summarize, check_own=monitor.validate_params),
-    }
+    """Every pipeline (imports them all)."""
+    return {name: entry(name) for name in _ENTRIES}
 
 
 def compiled_path(name: str) -> Path:
@@ -64,10 +92,10 @@ def compile_all(names: list[str] | None = None, out_dir: Path = COMPILED_DIR) ->
     """Compile the named pipelines (all by default) to <out_dir>/<name>.yaml."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, entry in registry().items():
+    for name in _ENTRIES:
         if names and name not in names:
             continue
         path = out_dir / f"{name}.yaml"
-        compiler.Compiler().compile(entry.pipeline, str(path))
+        compiler.Compiler().compile(entry(name).pipeline, str(path))
         written.append(path)
     return written

@@ -236,6 +236,11 @@ def test_recipe_sets_the_rate_in_pieces_of_steps_and_never_waits_on_a_step(rows)
     assert starts[-1] < 0.05 * config.learning_rate
     # No per-step end hook: Keras then dispatches step ends without waiting for each step's result.
     assert type(recipe).on_train_batch_end is keras.callbacks.Callback.on_train_batch_end
+    # `train` runs that many steps per Keras call, and none is lost at an epoch's uneven end.
+    trained = train(rows.inputs, rows.targets, config)
+    (network,) = (layer for layer in trained.layers if isinstance(layer, keras.Sequential))
+    assert network.steps_per_execution == every and steps_per_epoch % every
+    assert int(network.optimizer.iterations) == 2 * steps_per_epoch
 
 
 def test_presets_carry_the_pipeline_parameters_and_valid_training_configs():

@@ -13,6 +13,11 @@ from components import saved_model
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Steps Keras runs per call. A step of this network at batch 32 is nearly all per-call overhead:
+# the pipeline's 40 epochs of 20,000 pairs took 30.9 s one step a call and take 8.2 s at 64, to
+# the same weights (the schedule counts steps inside the optimizer).
+STEPS_PER_CALL = 64
+
 
 @dataclass(frozen=True)
 class SumTrainingConfig:
@@ -66,7 +71,9 @@ def train(
     network = build_network()
     steps = config.epochs * int(np.ceil(len(inputs) / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.01)
-    network.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse", metrics=["mae"])
+    network.compile(
+        optimizer=keras.optimizers.Adam(schedule), loss="mse", metrics=["mae"], steps_per_execution=STEPS_PER_CALL
+    )
     callbacks = []
     if on_epoch:
         callbacks.append(

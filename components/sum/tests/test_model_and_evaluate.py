@@ -1,10 +1,11 @@
+import keras
 import numpy as np
 import pytest
 
 from components.saved_model import export
 from components.sum.data import SumDataSpec, generate
 from components.sum.evaluate import ARTICLE_QUERIES, evaluate, report_markdown
-from components.sum.model import SumTrainingConfig, load_predictor, train
+from components.sum.model import STEPS_PER_CALL, SumTrainingConfig, load_predictor, train
 
 
 def test_exact_predictor_scores_zero_and_wrong_one_does_not():
@@ -42,3 +43,5 @@ def test_trained_model_exports_and_serves_raw_numbers(tmp_path):
     assert predict(np.array([[1.0, 2.0], [3.0, 4.0]])).shape == (2,)
     assert result.mae < 100  # learnt addition roughly; the full run's figures are in the e2e test
     assert (tmp_path / "model" / "saved_model.pb").exists()
+    (network,) = (layer for layer in model.layers if isinstance(layer, keras.Sequential))
+    assert network.steps_per_execution == STEPS_PER_CALL and int(network.optimizer.iterations) == 8 * 4000 // 32

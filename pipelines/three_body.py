@@ -63,7 +63,7 @@ def three_body_pipeline(
     batch_size: int = 1000,
     epochs: int = 5,
     schedule: str = "cosine",
-    time_budget_s: float = 130.0,
+    time_budget_s: float = 120.0,
     patience: int = 0,
     holdout_fraction: float = 0.02,
     time_stride: int = 2,

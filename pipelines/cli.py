@@ -70,15 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("submit", "schedule"):
         return kfp_submit.handle(args)
 
-    from pipelines.registry import compile_all, compiled_path, entry, names
+    from pipelines.registry import compile_all, compiled_path, entry, pipeline_names
 
     if args.command == "compile":
         for path in compile_all(args.names):
             print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
         return 0
 
-    if args.name not in names():
-        parser.error(f"unknown pipeline {args.name!r}; known: {', '.join(names())}")
+    if args.name not in pipeline_names():
+        parser.error(f"unknown pipeline {args.name!r}; known: {', '.join(pipeline_names())}")
     pipeline = entry(args.name)
     try:
         params = local_params(pipeline, args.param, args.preset)

@@ -285,10 +285,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Run `submit` or `schedule`: validate locally, compile fresh, then talk to the API server."""
-    from pipelines.registry import compile_all, compiled_path, entry, names
+    from pipelines.registry import compile_all, compiled_path, entry, pipeline_names
 
-    if args.name not in names():
-        print(f"error: unknown pipeline {args.name!r}; known: {', '.join(names())}", file=sys.stderr)
+    if args.name not in pipeline_names():
+        print(f"error: unknown pipeline {args.name!r}; known: {', '.join(pipeline_names())}", file=sys.stderr)
         return 2
     pipeline = entry(args.name)
     try:

@@ -69,7 +69,7 @@ def _monitor() -> PipelineEntry:
 _ENTRIES: dict[str, Callable[[], PipelineEntry]] = {"sum": _sum, "three-body": _three_body, "monitor": _monitor}
 
 
-def names() -> list[str]:
+def pipeline_names() -> list[str]:
     return list(_ENTRIES)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.registry import entry, names
+from pipelines.registry import entry, pipeline_names
 
 
 def test_asking_for_one_pipeline_defines_only_that_one():
@@ -21,7 +21,7 @@ def test_asking_for_one_pipeline_defines_only_that_one():
 
 
 def test_every_name_gives_its_pipeline_and_an_unknown_one_says_which_exist():
-    assert names() == ["sum", "three-body", "monitor"]
-    assert [entry(name).pipeline.name for name in names()] == names()
+    assert pipeline_names() == ["sum", "three-body", "monitor"]
+    assert [entry(name).pipeline.name for name in pipeline_names()] == pipeline_names()
     with pytest.raises(ValueError, match="unknown pipeline 'nope'; known: sum, three-body, monitor"):
         entry("nope")

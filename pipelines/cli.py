@@ -70,16 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("submit", "schedule"):
         return kfp_submit.handle(args)
 
-    from pipelines.registry import compile_all, compiled_path, entry, pipeline_names
+    from pipelines.registry import compile_all, compiled_path, entry
 
     if args.command == "compile":
         for path in compile_all(args.names):
             print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
         return 0
 
-    if args.name not in pipeline_names():
-        parser.error(f"unknown pipeline {args.name!r}; known: {', '.join(pipeline_names())}")
-    pipeline = entry(args.name)
+    try:
+        pipeline = entry(args.name)
+    except ValueError as error:
+        parser.error(str(error))
     try:
         params = local_params(pipeline, args.param, args.preset)
         pipeline.validate(params)

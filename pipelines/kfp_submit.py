@@ -285,13 +285,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Run `submit` or `schedule`: validate locally, compile fresh, then talk to the API server."""
-    from pipelines.registry import compile_all, compiled_path, entry, pipeline_names
+    from pipelines.registry import compile_all, compiled_path, entry
 
-    if args.name not in pipeline_names():
-        print(f"error: unknown pipeline {args.name!r}; known: {', '.join(pipeline_names())}", file=sys.stderr)
-        return 2
-    pipeline = entry(args.name)
     try:
+        pipeline = entry(args.name)
         params = pipeline.params(args.param, args.preset)  # the compiled defaults are the cluster's
         pipeline.validate(params)
         if args.kfp_action == "schedule":

@@ -75,7 +75,7 @@ def pipeline_names() -> list[str]:
 
 def entry(name: str) -> PipelineEntry:
     if name not in _ENTRIES:
-        raise ValueError(f"unknown pipeline {name!r}; known: {', '.join(_ENTRIES)}")
+        raise ValueError(f"unknown pipeline {name!r}; known: {', '.join(pipeline_names())}")
     return _ENTRIES[name]()
 
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from components.three_body import dataset
 from components.three_body.dataset import TrajectoryRows
-from components.three_body.evaluate import TIME_WINDOWS
+from components.three_body.evaluate import TIME_WINDOWS, rows_by_simulation
 from components.three_body.model import TrainingProgress, train_on_rows
 from components.three_body.presets import PRESETS, preset, training_config
 from components.three_body.shards import shard_starts, simulate_shard
@@ -91,7 +91,7 @@ def per_simulation_mae(predicted: np.ndarray, rows: TrajectoryRows) -> np.ndarra
     """MAE (t <= 3.9) of each simulation; every converged run has the same grid, so their mean is the MAE."""
     errors = np.abs(predicted[:, :4] - rows.targets).mean(axis=1)
     early = rows.inputs[:, 0] <= T_PAPER
-    return np.array([errors[early & (rows.simulation == sim)].mean() for sim in np.unique(rows.simulation)])
+    return np.array([errors[i][early[i]].mean() for i in rows_by_simulation(rows.simulation)])
 
 
 def spread(per_simulation: np.ndarray, gate_simulations: int) -> dict[str, float]:

@@ -6,6 +6,8 @@ count (1):
 
   (a) project   `python -m components.serving`: input checks, envelope flags, metrics and
                 request logging to the store, all on (micro-batching on, as by default);
+      unlogged  the same server with `--no-traffic-log`: the difference from (a) is what
+                logging every request to the store costs (the target is judged on (a));
   (b) bare      a `kserve.ModelServer` whose `kserve.Model` only adds the two numbers with
                 numpy: the cost of KServe itself;
   (c) floor     the loaded SavedModel predictor (`components.sum.model.load_predictor`) called
@@ -48,6 +50,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 TARGET = 1.00  # of bare's throughput, with a p99 no worse than bare's, in every configuration
+LOGGED = "project"  # the server the target is judged on, and the only one logging to the store
 
 
 # ---------------------------------------------------------------- (b) the bare KServe server
@@ -228,12 +231,12 @@ def measure_servers(
     cpu = {name: 0.0 for name in urls}
     for name, addresses in urls.items():
         load(addresses[target], make, clients=clients, seconds=warmup)
-        time.sleep(settle if name == "project" else 0)
+        time.sleep(settle if name == LOGGED else 0)
     for _ in range(rounds):
         for name, addresses in urls.items():
             cpu_before = cpu_seconds(pids[name])
             result = load(addresses[target], make, clients=clients, seconds=seconds / rounds)
-            time.sleep(settle if name == "project" else 0)  # its background work belongs to its round
+            time.sleep(settle if name == LOGGED else 0)  # its background work belongs to its round
             cpu_after = cpu_seconds(pids[name])
             if cpu_before is not None and cpu_after is not None:
                 cpu[name] += cpu_after - cpu_before
@@ -311,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from components.deploy.deploy import deploy
+    from components.deploy.repository_client import load_version
     from components.serving.tests.conftest import tiny_sum_card
     from components.store.local_store import free_store_port, start_local_store, wait_until_ready
     from components.store.object_store import ObjectStore, StoreConfig, StoreError
@@ -346,20 +350,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training a small sum model in {work} ...", flush=True)
         model_dir = train_sum_model(work / "model")
 
+        project = lambda name, port, grpc_port: [  # noqa: E731
+            sys.executable,
+            "-m",
+            "components.serving",
+            "--http-port",
+            str(port),
+            "--grpc-port",
+            str(grpc_port),
+            "--models",
+            "sum",
+            "--cache-dir",
+            str(work / f"cache-{name}"),
+        ]
         commands = {
-            "project": lambda port, grpc_port: [
-                sys.executable,
-                "-m",
-                "components.serving",
-                "--http-port",
-                str(port),
-                "--grpc-port",
-                str(grpc_port),
-                "--models",
-                "sum",
-                "--cache-dir",
-                str(work / "cache"),
-            ],
+            LOGGED: lambda port, grpc_port: project(LOGGED, port, grpc_port),
+            "unlogged": lambda port, grpc_port: [*project("unlogged", port, grpc_port), "--no-traffic-log"],
             "bare": lambda port, grpc_port: [
                 sys.executable,
                 str(Path(__file__).resolve()),
@@ -377,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
                 start_server(command(port, grpc_port), urls[name]["http"], work / f"{name}.log", env, server_cores)
             )
             pids[name] = processes[-1].pid
-        deploy(ObjectStore(config), model_dir, tiny_sum_card(), "local", urls["project"]["http"])
+        version = deploy(ObjectStore(config), model_dir, tiny_sum_card(), "local", urls[LOGGED]["http"])
+        load_version(urls["unlogged"]["http"], "sum", version)  # the serving record it follows
         for protocol in protocols:
             for rows in row_counts:
                 print(
@@ -429,13 +436,13 @@ def main(argv: list[str] | None = None) -> int:
             None,
         )
         ratio = cpu_ratio = None
-        if bare and row["server"] == "project":
+        if bare and row["server"] not in ("bare", "floor"):
             ratio = row["throughput_rps"] / bare["throughput_rps"]
             if row.get("server_cpu_ms_per_request") and bare.get("server_cpu_ms_per_request"):
                 cpu_ratio = bare["server_cpu_ms_per_request"] / row["server_cpu_ms_per_request"]
         row["vs_bare"] = round(ratio, 3) if ratio is not None else None
         row["cpu_vs_bare"] = round(cpu_ratio, 3) if cpu_ratio is not None else None
-        if ratio is not None and (ratio < TARGET or row["p99_ms"] > bare["p99_ms"]):
+        if row["server"] == LOGGED and ratio is not None and (ratio < TARGET or row["p99_ms"] > bare["p99_ms"]):
             failed = True
         cpu = row.get("server_cpu_ms_per_request")
         print(
@@ -445,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{'' if ratio is None else f'{ratio:7.0%}':>8s} {'' if cpu_ratio is None else f'{cpu_ratio:10.0%}':>11s}"
         )
     print(
-        f"\ntarget: project >= {TARGET:.0%} of bare's throughput and p99 <= bare's at {args.clients} clients: "
+        f"\ntarget: {LOGGED} >= {TARGET:.0%} of bare's throughput and p99 <= bare's at {args.clients} clients: "
         f"{'MISSED' if failed else 'met'}"
     )
     print(

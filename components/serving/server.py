@@ -17,6 +17,7 @@ import argparse
 import gc
 import json
 import logging
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -318,6 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     store.ensure_bucket(MODEL_BUCKET)
     traffic = None if args.no_traffic_log else TrafficLogger(store)
     if traffic:
+        # the event loop waits this long at most (not Python's 5 ms) for the GIL the log's writer holds
+        sys.setswitchinterval(0.0005)
         traffic.start()
     models = [
         StoreBackedModel(specs[name], store, args.cache_dir, traffic, pinned.get(name))

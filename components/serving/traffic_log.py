@@ -3,17 +3,19 @@
 Requests only append to a bounded in-memory buffer; a background thread writes batches to
 `s3://inference-logs/<model>/<version>/<UTC time>-<id>.jsonl` every few seconds. When the store
 is down the batch is retried on the next flush; when the buffer is full new records are dropped
-and counted. Serving never waits for, nor fails because of, logging. A write that timed out may
-still have landed, so a retry can store a record twice: each record carries an id, and the
-readers keep the first copy.
+and counted (`fuseml_traffic_records_total{outcome="dropped"}` on /metrics). Serving never waits
+for, nor fails because of, logging. A write that timed out may still have landed, so a retry can
+store a record twice: each record carries an id, and the readers keep the first copy.
 
 `log` turns the record into its JSON line at once, on the caller's thread (in the server, the
-event loop, right after the model call it logs: a fraction of a millisecond per batch). The
-writing thread shares the server's GIL, and when it did the serializing (under 100-row requests
-at full load, 15 MB and some 50 ms of CPU per flush) the event loop waited for the GIL at every
-hand-off: on a busy core a wait could last tens of milliseconds, and that set the server's p99
-latency. Now the writer only joins lines into objects of at most `PART_BYTES`, each joined in
-about a millisecond, and uploads them (hashing and sending release the GIL).
+event loop, right after the model call it logs: a fraction of a millisecond per batch); the
+writing thread only joins lines into objects of at most `PART_BYTES` and uploads them. That
+thread still shares the server's core: under 100-row requests at full load a flush is some 50 ms
+of joining, hashing (SigV4) and sending, and every request in flight meanwhile took a few
+milliseconds longer, which set the server's p99 latency. So on Linux the writer runs under
+SCHED_IDLE, on CPU time serving leaves over. When serving leaves none for long, the buffer
+fills; past half of its bound a second writer at normal priority flushes it, so that records are
+dropped only when the store cannot keep up, never merely because serving is busy.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import threading
 import uuid
 from collections import deque
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
+from prometheus_client import Counter
 
 from components.store.object_store import ObjectStore
 
@@ -36,6 +40,8 @@ log = logging.getLogger(__name__)
 
 LOG_BUCKET = "inference-logs"
 PART_BYTES = 2 << 20  # the largest object a flush writes (unless one record is larger)
+MAX_BUFFER_BYTES = 64 << 20  # JSON lines held for writing; past half of it, flushes stop yielding
+RECORDS = Counter("fuseml_traffic_records", "Traffic log records, by what became of them", ["outcome"])
 
 
 @dataclass
@@ -52,45 +58,57 @@ class TrafficRecord:
 
 
 class TrafficLogger:
-    def __init__(self, store: ObjectStore, flush_seconds: float = 2.0, max_records: int = 10_000) -> None:
+    def __init__(self, store: ObjectStore, flush_seconds: float = 2.0, max_bytes: int = MAX_BUFFER_BYTES) -> None:
         self.store = store
         self.flush_seconds = flush_seconds
         # (model, version, JSON line): bytes, which the garbage collector never walks
         self._buffer: deque[tuple[str, str, bytes]] = deque()
-        self._max_records = max_records
+        self._buffered_bytes = 0
+        self._max_bytes = max_bytes
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._urgent = threading.Event()  # the buffer is past half full
         self.dropped = 0
         self.written = 0
-        self._thread = threading.Thread(target=self._run, name="traffic-logger", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name="traffic-logger", daemon=True),
+            threading.Thread(target=self._run_urgent, name="traffic-logger-urgent", daemon=True),
+        ]
         self._bucket_ready = False
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def log(self, record: TrafficRecord) -> None:
         """Never blocks on I/O and never raises into the request; serializes the record now."""
-        if len(self._buffer) >= self._max_records:  # checked again under the lock; this saves the work
-            self.dropped += 1
+        if self._buffered_bytes >= self._max_bytes:  # checked again under the lock; this saves the work
+            self._count_dropped(1)
             return
         try:
             line = _json_line(record)
         except Exception:
             log.warning("traffic record of %s %s could not be serialized", record.model, record.version, exc_info=True)
-            self.dropped += 1
+            self._count_dropped(1)
             return
         with self._lock:
-            if len(self._buffer) >= self._max_records:
-                self.dropped += 1
-                return
-            self._buffer.append((record.model, record.version, line))
+            full = self._buffered_bytes + len(line) > self._max_bytes
+            if not full:
+                self._buffer.append((record.model, record.version, line))
+                self._buffered_bytes += len(line)
+                if self._buffered_bytes > self._max_bytes // 2:
+                    self._urgent.set()
+        if full:
+            self._count_dropped(1)
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Write what is buffered; False when the store refused some of it (kept for the next flush)."""
         with self._lock:
             batch = list(self._buffer)
             self._buffer.clear()
+            self._buffered_bytes = 0
         if not batch:
-            return
+            return True
         written: set[int] = set()  # indexes into `batch` of the lines in the store
         try:
             if not self._bucket_ready:
@@ -106,24 +124,63 @@ class TrafficLogger:
                         content_type="application/x-ndjson",
                     )
                     written.update(indexes[i] for i in part)
-                    self.written += len(part)
+                    with self._lock:
+                        self.written += len(part)
+                    RECORDS.labels("written").inc(len(part))
+            return True
         except Exception as error:  # put back what was not written, within the bound, and try again later
             log.warning("traffic log flush failed, will retry: %s", error)
             unwritten = [entry for i, entry in enumerate(batch) if i not in written]
             with self._lock:
-                room = self._max_records - len(self._buffer)
-                self.dropped += max(0, len(unwritten) - room)
-                self._buffer.extendleft(reversed(unwritten[:room]))
+                kept = 0
+                for entry in unwritten:
+                    if self._buffered_bytes + len(entry[2]) > self._max_bytes:
+                        break
+                    self._buffered_bytes += len(entry[2])
+                    kept += 1
+                self._buffer.extendleft(reversed(unwritten[:kept]))
+            self._count_dropped(len(unwritten) - kept)
+            return False
+
+    def _count_dropped(self, records: int) -> None:
+        with self._lock:
+            self.dropped += records
+        RECORDS.labels("dropped").inc(records)
 
     def _run(self) -> None:
+        _yield_to_serving()
         while not self._stop.wait(self.flush_seconds):
             self.flush()
         self.flush()
 
+    def _run_urgent(self) -> None:
+        """At normal priority: flushes when the buffer is past half full, then waits a flush
+        interval if the store refused it, so that a store that is down is not hammered."""
+        while True:
+            self._urgent.wait()
+            if self._stop.is_set():
+                return
+            self._urgent.clear()
+            if not self.flush():
+                self._stop.wait(self.flush_seconds)
+
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+        self._urgent.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=30)
+
+
+def _yield_to_serving() -> None:
+    """Run the calling thread under SCHED_IDLE (Linux; elsewhere, or where refused, it stays as it is)."""
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is None:
+        return
+    try:
+        os.sched_setscheduler(threading.get_native_id(), idle, os.sched_param(0))
+    except OSError as error:
+        log.info("traffic log writer keeps normal priority: %s", error)
 
 
 def _json_line(record: TrafficRecord) -> bytes:

@@ -1,8 +1,11 @@
 import datetime as dt
+import os
+import threading
 import time
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from components.serving import traffic_log
 from components.serving.client import predict_v1
@@ -38,13 +41,51 @@ def test_arrays_are_logged_as_numbers_whatever_their_layout(store):
     np.testing.assert_array_equal(read_traffic(store, "m4", "1"), np.vstack([rows[:3], rows[3:, ::-1]]))
 
 
+def dropped_on_metrics() -> float:
+    return REGISTRY.get_sample_value("fuseml_traffic_records_total", {"outcome": "dropped"}) or 0.0
+
+
 def test_memory_is_bounded_and_drops_are_counted(store):
-    logger = TrafficLogger(store, max_records=3)
+    line_bytes = len(traffic_log._json_line(record("m2", "1", [[0, 0]])))
+    logger = TrafficLogger(store, max_bytes=3 * line_bytes)
+    dropped_before = dropped_on_metrics()
     for i in range(5):
         logger.log(record("m2", "1", [[i, i]]))
     assert logger.dropped == 2
+    assert dropped_on_metrics() - dropped_before == 2
     logger.flush()
     assert len(read_traffic(store, "m2", "1")) == 3
+
+
+def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(store):
+    line_bytes = len(traffic_log._json_line(record("m8", "1", [[0, 0]])))
+    logger = TrafficLogger(store, flush_seconds=3600, max_bytes=10 * line_bytes)
+    logger.start()
+    try:
+        for i in range(4):
+            logger.log(record("m8", "1", [[i, i]]))
+        time.sleep(0.5)
+        assert logger.written == 0  # under half: left to the hourly flush
+        for i in range(4, 7):
+            logger.log(record("m8", "1", [[i, i]]))
+        deadline = time.monotonic() + 15
+        while logger.written < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert logger.written >= 6 and logger.dropped == 0
+    finally:
+        logger.stop()
+    np.testing.assert_array_equal(read_traffic(store, "m8", "1"), [[i, i] for i in range(7)])
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_the_regular_writer_only_takes_cpu_time_serving_leaves(store):
+    logger = TrafficLogger(store)
+    logger.start()
+    try:
+        policies = {t.name: os.sched_getscheduler(t.native_id) for t in threading.enumerate() if "traffic" in t.name}
+    finally:
+        logger.stop()
+    assert policies == {"traffic-logger": os.SCHED_IDLE, "traffic-logger-urgent": os.SCHED_OTHER}
 
 
 def test_store_outage_keeps_the_batch_for_the_next_flush(store_process):
@@ -106,11 +147,13 @@ class FailingAfter:
 
     def __init__(self, store: ObjectStore, allowed: int) -> None:
         self.store, self.allowed = store, allowed
+        self.attempts = 0
 
     def ensure_bucket(self, bucket: str) -> None:
         self.store.ensure_bucket(bucket)
 
     def put_bytes(self, *args, **kwargs) -> None:
+        self.attempts += 1
         if self.allowed <= 0:
             raise ConnectionError("store went away")
         self.allowed -= 1
@@ -130,3 +173,22 @@ def test_a_flush_that_fails_midway_keeps_only_the_lines_not_written(store, monke
     logger.flush()
     assert logger.written == 6
     np.testing.assert_array_equal(read_traffic(store, "m6", "1"), [[i, i] for i in range(6)])  # once each, in order
+
+
+def test_a_store_that_is_down_is_not_hammered_by_the_urgent_writer(store):
+    line_bytes = len(traffic_log._json_line(record("m9", "1", [[0, 0]])))
+    down = FailingAfter(store, allowed=0)
+    logger = TrafficLogger(down, flush_seconds=3600, max_bytes=4 * line_bytes)  # type: ignore[arg-type]
+    logger.start()
+    try:
+        for i in range(4):
+            logger.log(record("m9", "1", [[i, i]]))
+        time.sleep(0.3)
+        for i in range(4):  # each finds the buffer past half full, and full
+            logger.log(record("m9", "1", [[i, i]]))
+        time.sleep(0.7)
+        attempts = down.attempts
+    finally:
+        logger.stop()
+    assert attempts == 1  # one urgent try, then it waits for the interval
+    assert logger.written == 0 and logger.dropped == 4

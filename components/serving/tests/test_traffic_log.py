@@ -1,7 +1,9 @@
 import datetime as dt
 import os
+import re
 import threading
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -127,6 +129,10 @@ def test_the_model_server_logs_requests_within_seconds(model_server, deployed_su
         time.sleep(0.5)
     else:
         raise AssertionError(f"request not logged to s3://{LOG_BUCKET}/sum/{version}/ within 15 s")
+    with urllib.request.urlopen(f"{model_server}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    written = re.search(r'^fuseml_traffic_records_total\{outcome="written"\} (\S+)$', metrics, re.M)
+    assert written and float(written.group(1)) >= 1
 
 
 def test_a_large_flush_is_cut_into_objects_of_bounded_size(store, monkeypatch):

@@ -317,9 +317,9 @@ def main(argv: list[str] | None = None) -> None:
     limit_model_threads(args.model_threads)
     store = ObjectStore.from_env()
     store.ensure_bucket(MODEL_BUCKET)
-    traffic = None if args.no_traffic_log else TrafficLogger(store)
+    traffic = None if args.no_traffic_log else TrafficLogger()
     if traffic:
-        # the event loop waits this long at most (not Python's 5 ms) for the GIL the log's writer holds
+        # the event loop waits this long at most (not Python's 5 ms) for the GIL the log's feeder holds
         sys.setswitchinterval(0.0005)
         traffic.start()
     models = [

@@ -1,47 +1,47 @@
 """Log served requests to the object store, like KServe's payload logger, and read them back.
 
-Requests only append to a bounded in-memory buffer; a background thread writes batches to
-`s3://inference-logs/<model>/<version>/<UTC time>-<id>.jsonl` every few seconds. When the store
-is down the batch is retried on the next flush; when the buffer is full new records are dropped
-and counted (`fuseml_traffic_records_total{outcome="dropped"}` on /metrics). Serving never waits
-for, nor fails because of, logging. A write that timed out may still have landed, so a retry can
-store a record twice: each record carries an id, and the readers keep the first copy.
-
-`log` turns the record into its JSON line at once, on the caller's thread (in the server, the
-event loop, right after the model call it logs: a fraction of a millisecond per batch); the
-writing thread only joins lines into objects of at most `PART_BYTES` and uploads them. That
-thread still shares the server's core: under 100-row requests at full load a flush is some 50 ms
-of joining, hashing (SigV4) and sending, and every request in flight meanwhile took a few
-milliseconds longer, which set the server's p99 latency. So on Linux the writer runs under
-SCHED_IDLE, on CPU time serving leaves over. When serving leaves none for long, the buffer
-fills; past half of its bound a second writer at normal priority flushes it, so that records are
-dropped only when the store cannot keep up, never merely because serving is busy.
+Requests only append to a bounded in-memory buffer: `log` turns the record into its JSON line at
+once, on the caller's thread (in the server, the event loop, right after the model call it logs:
+a fraction of a millisecond per batch). Every `FEED_SECONDS` a thread hands what is buffered to
+the writer, a process of its own (`traffic_log_writer`: why a process, and how it writes), through
+a pipe; that thread's work is two copies, without the GIL for the second. Past the bound new
+records are dropped and counted (`fuseml_traffic_records_total{outcome="dropped"}` on /metrics, as
+are the writer's written and dropped records). A writer that dies is started again, and the
+records it had not reported on are counted as dropped. Serving never waits for, nor fails
+because of, logging.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import logging
-import os
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
 from prometheus_client import Counter
 
-from components.store.object_store import ObjectStore
+from components.serving.traffic_log_writer import LOG_BUCKET, MAX_BUFFER_BYTES, chunk_header
+from components.store.object_store import ObjectStore, StoreConfig
 
 log = logging.getLogger(__name__)
 
-LOG_BUCKET = "inference-logs"
-PART_BYTES = 2 << 20  # the largest object a flush writes (unless one record is larger)
-MAX_BUFFER_BYTES = 64 << 20  # JSON lines held for writing; past half of it, flushes stop yielding
+FEED_SECONDS = 0.2
+RESTART_SECONDS = 1.0  # the least time between a writer's start and the next's
+PIPE_BYTES = 1 << 20  # what Linux lets a process ask for without privileges
 RECORDS = Counter("fuseml_traffic_records", "Traffic log records, by what became of them", ["outcome"])
+
+__all__ = ["LOG_BUCKET", "TrafficLogger", "TrafficRecord", "read_records", "read_traffic"]
 
 
 @dataclass
@@ -58,8 +58,10 @@ class TrafficRecord:
 
 
 class TrafficLogger:
-    def __init__(self, store: ObjectStore, flush_seconds: float = 2.0, max_bytes: int = MAX_BUFFER_BYTES) -> None:
-        self.store = store
+    """The server's side of the traffic log; the writer process reads the store's settings from
+    the environment (MINIO_*), as the server does."""
+
+    def __init__(self, flush_seconds: float = 2.0, max_bytes: int = MAX_BUFFER_BYTES) -> None:
         self.flush_seconds = flush_seconds
         # (model, version, JSON line): bytes, which the garbage collector never walks
         self._buffer: deque[tuple[str, str, bytes]] = deque()
@@ -67,120 +69,153 @@ class TrafficLogger:
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._urgent = threading.Event()  # the buffer is past half full
+        self._feeder = threading.Thread(target=self._feed, name="traffic-feeder", daemon=True)
+        self._writer: WriterProcess | None = None
         self.dropped = 0
         self.written = 0
-        self._threads = [
-            threading.Thread(target=self._run, name="traffic-logger", daemon=True),
-            threading.Thread(target=self._run_urgent, name="traffic-logger-urgent", daemon=True),
-        ]
-        self._bucket_ready = False
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        StoreConfig.from_env()  # what the writer will need, or a clear error now
+        self._writer = WriterProcess(self.flush_seconds, self._max_bytes, self._count)
+        self._feeder.start()
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process (its CPU time and memory show apart from the server's)."""
+        return self._writer.pid if self._writer else None
 
     def log(self, record: TrafficRecord) -> None:
         """Never blocks on I/O and never raises into the request; serializes the record now."""
         if self._buffered_bytes >= self._max_bytes:  # checked again under the lock; this saves the work
-            self._count_dropped(1)
+            self._count("dropped", 1)
             return
         try:
             line = _json_line(record)
         except Exception:
             log.warning("traffic record of %s %s could not be serialized", record.model, record.version, exc_info=True)
-            self._count_dropped(1)
+            self._count("dropped", 1)
             return
         with self._lock:
             full = self._buffered_bytes + len(line) > self._max_bytes
             if not full:
                 self._buffer.append((record.model, record.version, line))
                 self._buffered_bytes += len(line)
-                if self._buffered_bytes > self._max_bytes // 2:
-                    self._urgent.set()
         if full:
-            self._count_dropped(1)
+            self._count("dropped", 1)
 
-    def flush(self) -> bool:
-        """Write what is buffered; False when the store refused some of it (kept for the next flush)."""
+    def stop(self) -> None:
+        """Hand over what is buffered and wait (30 s at most) for the writer to write it."""
+        self._stop.set()
+        if self._feeder.is_alive():
+            self._feeder.join(timeout=30)
+        if self._writer is not None:
+            self._writer.finish(timeout=30)
+
+    def _feed(self) -> None:
+        while not self._stop.wait(FEED_SECONDS):
+            self._hand_over()
+        self._hand_over()
+
+    def _hand_over(self) -> None:
         with self._lock:
             batch = list(self._buffer)
             self._buffer.clear()
             self._buffered_bytes = 0
-        if not batch:
-            return True
-        written: set[int] = set()  # indexes into `batch` of the lines in the store
-        try:
-            if not self._bucket_ready:
-                self.store.ensure_bucket(LOG_BUCKET)
-                self._bucket_ready = True
-            for (model, version), indexes in _group(batch).items():
-                for part in _parts([len(batch[i][2]) + 1 for i in indexes], PART_BYTES):
-                    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-                    self.store.put_bytes(
-                        LOG_BUCKET,
-                        f"{model}/{version}/{stamp}-{uuid.uuid4().hex[:8]}.jsonl",
-                        b"\n".join(batch[indexes[i]][2] for i in part),
-                        content_type="application/x-ndjson",
-                    )
-                    written.update(indexes[i] for i in part)
-                    with self._lock:
-                        self.written += len(part)
-                    RECORDS.labels("written").inc(len(part))
-            return True
-        except Exception as error:  # put back what was not written, within the bound, and try again later
-            log.warning("traffic log flush failed, will retry: %s", error)
-            unwritten = [entry for i, entry in enumerate(batch) if i not in written]
-            with self._lock:
-                kept = 0
-                for entry in unwritten:
-                    if self._buffered_bytes + len(entry[2]) > self._max_bytes:
-                        break
-                    self._buffered_bytes += len(entry[2])
-                    kept += 1
-                self._buffer.extendleft(reversed(unwritten[:kept]))
-            self._count_dropped(len(unwritten) - kept)
-            return False
+        assert self._writer is not None
+        if not self._writer.running():
+            self._replace_writer()
+        for (model, version), lines in _group(batch).items():
+            try:
+                self._writer.hand(model, version, lines)
+            except OSError:  # it died since it was asked: once more, to a new one
+                self._replace_writer()
+                try:
+                    self._writer.hand(model, version, lines)
+                except OSError as error:
+                    log.warning("traffic log writer is gone (%s); %d records dropped", error, len(lines))
+                    self._count("dropped", len(lines))
 
-    def _count_dropped(self, records: int) -> None:
+    def _replace_writer(self) -> None:
+        assert self._writer is not None
+        self._writer.finish(timeout=5)
+        log.warning("traffic log writer ended (exit status %s); starting another", self._writer.exit_status)
+        if time.monotonic() - self._writer.started < RESTART_SECONDS:
+            self._stop.wait(RESTART_SECONDS)  # a writer that cannot start is not started 5 times a second
+        self._writer = WriterProcess(self.flush_seconds, self._max_bytes, self._count)
+
+    def _count(self, outcome: str, records: int) -> None:
         with self._lock:
-            self.dropped += records
-        RECORDS.labels("dropped").inc(records)
-
-    def _run(self) -> None:
-        _yield_to_serving()
-        while not self._stop.wait(self.flush_seconds):
-            self.flush()
-        self.flush()
-
-    def _run_urgent(self) -> None:
-        """At normal priority: flushes when the buffer is past half full, then waits a flush
-        interval if the store refused it, so that a store that is down is not hammered."""
-        while True:
-            self._urgent.wait()
-            if self._stop.is_set():
-                return
-            self._urgent.clear()
-            if not self.flush():
-                self._stop.wait(self.flush_seconds)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._urgent.set()
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(timeout=30)
+            if outcome == "written":
+                self.written += records
+            else:
+                self.dropped += records
+        RECORDS.labels(outcome).inc(records)
 
 
-def _yield_to_serving() -> None:
-    """Run the calling thread under SCHED_IDLE (Linux; elsewhere, or where refused, it stays as it is)."""
-    idle = getattr(os, "SCHED_IDLE", None)
-    if idle is None:
-        return
-    try:
-        os.sched_setscheduler(threading.get_native_id(), idle, os.sched_param(0))
-    except OSError as error:
-        log.info("traffic log writer keeps normal priority: %s", error)
+class WriterProcess:
+    """One `traffic_log_writer` process, and a thread that turns its reports into counts."""
+
+    def __init__(self, flush_seconds: float, max_bytes: int, count: Callable[[str, int], None]) -> None:
+        self._process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "components.serving.traffic_log_writer"),
+                *("--flush-seconds", str(flush_seconds), "--max-bytes", str(max_bytes)),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C or a signal to the server's group is not for the writer
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._stdin, self._stdout = self._process.stdin, self._process.stdout
+        with contextlib.suppress(OSError):  # else the default pipe: hand-overs wait for the writer more often
+            fcntl.fcntl(self._stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        self.started = time.monotonic()
+        self._count = count
+        self._handed = 0  # records written to the pipe
+        self._reported = 0  # records the writer said it wrote or dropped
+        self._reports = threading.Thread(target=self._read_reports, name="traffic-reports", daemon=True)
+        self._reports.start()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def exit_status(self) -> int | None:
+        return self._process.returncode
+
+    def running(self) -> bool:
+        return self._process.poll() is None
+
+    def hand(self, model: str, version: str, lines: list[bytes]) -> None:
+        chunk = b"\n".join(lines)
+        self._stdin.write(chunk_header(model, version, len(lines), len(chunk)))
+        self._stdin.write(chunk)
+        self._stdin.flush()
+        self._handed += len(lines)
+
+    def finish(self, timeout: float) -> None:
+        """Close the pipe, wait for the writer to write what it holds, and count as dropped the
+        records it never reported on (it was killed, say)."""
+        with contextlib.suppress(OSError):  # a broken pipe: what it held is counted below
+            self._stdin.close()
+        try:
+            self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("traffic log writer did not finish in %s s; stopping it", timeout)
+            self._process.kill()
+            self._process.wait()
+        self._reports.join(timeout=5)
+        lost = self._handed - self._reported
+        if lost > 0:
+            log.warning("traffic log writer ended with %d records unwritten", lost)
+            self._count("dropped", lost)
+
+    def _read_reports(self) -> None:
+        for line in self._stdout:
+            outcome, records = line.decode().split()
+            self._reported += int(records)
+            self._count(outcome, int(records))
 
 
 def _json_line(record: TrafficRecord) -> bytes:
@@ -194,26 +229,12 @@ def _as_list(value: object) -> list:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _group(batch: list[tuple[str, str, bytes]]) -> dict[tuple[str, str], list[int]]:
-    """Indexes of the lines of each (model, version), in order."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, (model, version, _) in enumerate(batch):
-        groups.setdefault((model, version), []).append(i)
+def _group(batch: list[tuple[str, str, bytes]]) -> dict[tuple[str, str], list[bytes]]:
+    """The lines of each (model, version), in order."""
+    groups: dict[tuple[str, str], list[bytes]] = {}
+    for model, version, line in batch:
+        groups.setdefault((model, version), []).append(line)
     return groups
-
-
-def _parts(sizes: list[int], part_bytes: int) -> Iterator[range]:
-    """Consecutive runs of items whose sizes add up to about `part_bytes` (an item larger than that
-    is a run of its own): the join and the copy of one object each hold the GIL for about a
-    millisecond, not tens."""
-    start, total = 0, 0
-    for i, size in enumerate(sizes):
-        if total and total + size > part_bytes:
-            yield range(start, i)
-            start, total = i, 0
-        total += size
-    if start < len(sizes):
-        yield range(start, len(sizes))
 
 
 def read_records(store: ObjectStore, model: str, version: str, since: dt.datetime | None = None) -> Iterator[dict]:

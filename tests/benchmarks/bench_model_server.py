@@ -16,8 +16,10 @@ count (1):
 for single-row and batched (100 rows) V1 and V2 requests over HTTP, and Open Inference Protocol
 requests over gRPC (raw tensor bytes, as Triton's client sends them), from 32 concurrent
 keep-alive clients (one gRPC channel each).
-Each server runs on one core and the load generator on the others (`--no-pin` to
-not pin), so that client work does not compete with the server measured. The servers take
+Each server runs on one core and the load generator and the store on the others (`--no-pin` to
+not pin), so that client work does not compete with the server measured; the project's traffic
+log writer, a process of the server's, runs beside the store, as KServe's payload logger runs in
+the agent sidecar, a container with CPU of its own (its CPU time counts in the project's). The servers take
 turns in alternating rounds, so that load from other processes on a shared machine falls on
 both alike. It prints a table, writes JSON with --json PATH, and exits 1 on any failed request
 (and, with --require-target, when (a) reaches less than (b)'s throughput, or a worse p99, in any
@@ -197,12 +199,33 @@ def bodies(protocol: str, rows: int, count: int = 64, seed: int = 0) -> list[Any
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process, all threads (Linux /proc; None elsewhere)."""
+    """User + system CPU time of a process and its children (the project's traffic log writer),
+    all threads (Linux /proc; None elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) or 0.0 for child in child_pids(pid))
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended meanwhile
+        if parent == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def place_log_writer(server_pid: int, cores: set[int]) -> None:
+    """Run the project's traffic log writer beside the store, not on the serving core, as KServe
+    runs its payload logger in the agent sidecar, a container with CPU of its own."""
+    for child in child_pids(server_pid):
+        os.sched_setaffinity(child, cores)
 
 
 def measure_servers(
@@ -383,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                 start_server(command(port, grpc_port), urls[name]["http"], work / f"{name}.log", env, server_cores)
             )
             pids[name] = processes[-1].pid
+        if server_cores:
+            place_log_writer(pids[LOGGED], os.sched_getaffinity(0))
         version = deploy(ObjectStore(config), model_dir, tiny_sum_card(), "local", urls[LOGGED]["http"])
         load_version(urls["unlogged"]["http"], "sum", version)  # the serving record it follows
         for protocol in protocols:
@@ -456,9 +481,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{'MISSED' if failed else 'met'}"
     )
     print(
-        "cpu ms/req: the server process's CPU time (all threads) per request; 'cpu vs bare' is bare's over the\n"
-        "project's, the throughput ratio the two would have on equally free cores, steadier than req/s when\n"
-        "other processes share the machine."
+        "cpu ms/req: the server's CPU time (all threads, its traffic log writer's included) per request;\n"
+        "'cpu vs bare' is bare's over the project's, the throughput ratio the two would have on equally free\n"
+        "cores, steadier than req/s when other processes share the machine. The project's traffic log writer\n"
+        "runs beside the store, as KServe's payload logger runs in a sidecar with CPU of its own."
     )
     print("floor: load_predictor(path)(rows) in-process, one call after another")
     if args.json:

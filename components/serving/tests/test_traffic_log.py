@@ -1,6 +1,8 @@
 import datetime as dt
+import io
 import os
 import re
+import signal
 import threading
 import time
 import urllib.request
@@ -9,10 +11,11 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from components.serving import traffic_log
+from components.serving import traffic_log, traffic_log_writer
 from components.serving.client import predict_v1
 from components.serving.traffic_log import LOG_BUCKET, TrafficLogger, TrafficRecord, read_traffic
-from components.store.object_store import ObjectStore, RetryPolicy
+from components.serving.traffic_log_writer import BatchWriter, chunk_header, read_chunks
+from components.store.object_store import ObjectStore, RetryPolicy, StoreError
 
 pytestmark = pytest.mark.integration
 
@@ -21,12 +24,31 @@ def record(model, version, rows):
     return TrafficRecord(model, version, rows, [sum(r) for r in rows], [False] * len(rows))
 
 
-def test_flush_writes_batches_that_read_back(store):
-    logger = TrafficLogger(store)
-    logger.log(record("m1", "1", [[1, 2], [3, 4]]))
-    logger.log(record("m1", "1", [[5, 6]]))
-    logger.log(record("m1", "2", [[7, 8]]))
-    logger.flush()
+def add(writer: BatchWriter, logged: TrafficRecord) -> None:
+    writer.add(logged.model, logged.version, 1, traffic_log._json_line(logged))
+
+
+def on_metrics(outcome: str) -> float:
+    return REGISTRY.get_sample_value("fuseml_traffic_records_total", {"outcome": outcome}) or 0.0
+
+
+# ---------------------------------------------------------------- the server's side, with its writer process
+# (the store fixture puts the store's MINIO_* settings in the environment the writer inherits)
+
+
+def test_logged_records_are_written_by_a_process_of_their_own_and_read_back(store):
+    written_before = on_metrics("written")
+    logger = TrafficLogger()
+    logger.start()
+    try:
+        assert logger.writer_pid not in (None, os.getpid())
+        logger.log(record("m1", "1", [[1, 2], [3, 4]]))
+        logger.log(record("m1", "1", [[5, 6]]))
+        logger.log(record("m1", "2", [[7, 8]]))
+    finally:
+        logger.stop()  # hands over and waits for the writer to write
+    assert (logger.written, logger.dropped) == (3, 0)
+    assert on_metrics("written") - written_before == 3
     np.testing.assert_array_equal(read_traffic(store, "m1", "1"), [[1, 2], [3, 4], [5, 6]])
     np.testing.assert_array_equal(read_traffic(store, "m1", "2"), [[7, 8]])
     future = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
@@ -35,89 +57,74 @@ def test_flush_writes_batches_that_read_back(store):
 
 def test_arrays_are_logged_as_numbers_whatever_their_layout(store):
     rows = np.arange(12, dtype=np.float64).reshape(6, 2)
-    logger = TrafficLogger(store)
-    logger.log(TrafficRecord("m4", "1", rows[:3], rows[:3].sum(axis=1), np.zeros(3, dtype=bool)))
-    logger.log(TrafficRecord("m4", "1", rows[3:, ::-1], rows[3:, 0], np.ones(3, dtype=bool)))  # not C-contiguous
-    logger.flush()
+    logger = TrafficLogger()
+    logger.start()
+    try:
+        logger.log(TrafficRecord("m4", "1", rows[:3], rows[:3].sum(axis=1), np.zeros(3, dtype=bool)))
+        logger.log(TrafficRecord("m4", "1", rows[3:, ::-1], rows[3:, 0], np.ones(3, dtype=bool)))  # not C-contiguous
+    finally:
+        logger.stop()
     assert logger.written == 2
     np.testing.assert_array_equal(read_traffic(store, "m4", "1"), np.vstack([rows[:3], rows[3:, ::-1]]))
 
 
-def dropped_on_metrics() -> float:
-    return REGISTRY.get_sample_value("fuseml_traffic_records_total", {"outcome": "dropped"}) or 0.0
-
-
-def test_memory_is_bounded_and_drops_are_counted(store):
+def test_memory_is_bounded_and_drops_are_counted():
     line_bytes = len(traffic_log._json_line(record("m2", "1", [[0, 0]])))
-    logger = TrafficLogger(store, max_bytes=3 * line_bytes)
-    dropped_before = dropped_on_metrics()
+    logger = TrafficLogger(max_bytes=3 * line_bytes)  # not started: nothing leaves the buffer
+    dropped_before = on_metrics("dropped")
     for i in range(5):
         logger.log(record("m2", "1", [[i, i]]))
     assert logger.dropped == 2
-    assert dropped_on_metrics() - dropped_before == 2
-    logger.flush()
-    assert len(read_traffic(store, "m2", "1")) == 3
+    assert on_metrics("dropped") - dropped_before == 2
 
 
-def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(store):
-    line_bytes = len(traffic_log._json_line(record("m8", "1", [[0, 0]])))
-    logger = TrafficLogger(store, flush_seconds=3600, max_bytes=10 * line_bytes)
+def test_a_logger_without_store_settings_says_so_before_starting_a_writer(monkeypatch):
+    monkeypatch.delenv("MINIO_SECRET_KEY", raising=False)
+    logger = TrafficLogger()
+    with pytest.raises(StoreError, match="MINIO_SECRET_KEY"):
+        logger.start()
+    assert logger.writer_pid is None
+
+
+def test_a_stalled_writer_never_makes_logging_wait(store):
+    """The writer stopped (as if starved of CPU) while more than its pipe holds is logged: each
+    `log` still returns at once, and once the writer runs again everything is written."""
+    rows = [[float(i), float(i)] for i in range(100)]
+    logger = TrafficLogger()
+    logger.start()
+    os.kill(logger.writer_pid, signal.SIGSTOP)
+    try:
+        slowest = 0.0
+        for _ in range(1000):  # some 4 MB, four times the pipe
+            started = time.perf_counter()
+            logger.log(record("m10", "1", rows))
+            slowest = max(slowest, time.perf_counter() - started)
+            time.sleep(0.0005)
+    finally:
+        os.kill(logger.writer_pid, signal.SIGCONT)
+        logger.stop()
+    assert slowest < 0.05
+    assert (logger.written, logger.dropped) == (1000, 0)
+    assert len(read_traffic(store, "m10", "1")) == 100_000
+
+
+def test_a_writer_that_dies_is_replaced_and_what_it_held_is_counted_dropped(store):
+    logger = TrafficLogger(flush_seconds=3600)  # the writer holds what it gets until it stops
     logger.start()
     try:
-        for i in range(4):
-            logger.log(record("m8", "1", [[i, i]]))
-        time.sleep(0.5)
-        assert logger.written == 0  # under half: left to the hourly flush
-        for i in range(4, 7):
-            logger.log(record("m8", "1", [[i, i]]))
+        logger.log(record("m11", "1", [[1, 1]]))
+        time.sleep(5 * traffic_log.FEED_SECONDS)  # handed over, held by the writer
+        first = logger.writer_pid
+        os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 15
-        while logger.written < 6 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert logger.written >= 6 and logger.dropped == 0
+        while logger.writer_pid == first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert logger.writer_pid != first and logger.dropped == 1
+        logger.log(record("m11", "1", [[2, 2]]))
     finally:
         logger.stop()
-    np.testing.assert_array_equal(read_traffic(store, "m8", "1"), [[i, i] for i in range(7)])
-
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
-def test_the_regular_writer_only_takes_cpu_time_serving_leaves(store):
-    logger = TrafficLogger(store)
-    logger.start()
-    try:
-        policies = {t.name: os.sched_getscheduler(t.native_id) for t in threading.enumerate() if "traffic" in t.name}
-    finally:
-        logger.stop()
-    assert policies == {"traffic-logger": os.SCHED_IDLE, "traffic-logger-urgent": os.SCHED_OTHER}
-
-
-def test_store_outage_keeps_the_batch_for_the_next_flush(store_process):
-    store = ObjectStore(store_process.config, RetryPolicy(attempts=1, timeout=1))
-    logger = TrafficLogger(store)
-    logger.log(record("m3", "1", [[1, 1]]))
-    store_process.stop()
-    try:
-        logger.flush()  # fails quietly, keeps the record
-        assert logger.written == 0 and logger.dropped == 0
-    finally:
-        store_process.start()
-    deadline = time.monotonic() + 30  # a store that just came back may time out the first writes
-    while logger.written == 0 and time.monotonic() < deadline:
-        logger.flush()
-    assert logger.written == 1 and logger.dropped == 0
-    np.testing.assert_array_equal(read_traffic(store, "m3", "1"), [[1, 1]])
-
-
-def test_a_record_written_twice_by_a_retry_is_read_once(store):
-    """A write that timed out may have landed; the retry writes the record again."""
-    twice = record("m7", "1", [[2, 3]])
-    logger = TrafficLogger(store)
-    logger.log(twice)
-    logger.flush()
-    logger.log(twice)
-    logger.log(record("m7", "1", [[2, 3]]))  # the same rows asked again: a record of its own
-    logger.flush()
-    assert len(store.list_keys(LOG_BUCKET, "m7/1/")) == 2
-    np.testing.assert_array_equal(read_traffic(store, "m7", "1"), [[2, 3], [2, 3]])
+    assert (logger.written, logger.dropped) == (1, 1)
+    np.testing.assert_array_equal(read_traffic(store, "m11", "1"), [[2, 2]])
 
 
 def test_the_model_server_logs_requests_within_seconds(model_server, deployed_sum, store):
@@ -135,13 +142,104 @@ def test_the_model_server_logs_requests_within_seconds(model_server, deployed_su
     assert written and float(written.group(1)) >= 1
 
 
+# ---------------------------------------------------------------- the writer's protocol and its batches
+
+
+def test_chunks_read_back_as_written_and_a_chunk_cut_short_is_not_read():
+    lines = b'{"a":1}\n{"a":2}'
+    stream = chunk_header("sum", "v1", 2, len(lines)) + lines + chunk_header("sum", "v2", 1, 9) + b'{"a":3'
+    assert list(read_chunks(io.BytesIO(stream))) == [("sum", "v1", 2, lines)]
+
+
+def test_flush_writes_chunks_and_reports_the_records_written(store):
+    reports = []
+    writer = BatchWriter(store, lambda outcome, records: reports.append((outcome, records)))
+    writer.add("m12", "1", 2, b"\n".join(traffic_log._json_line(record("m12", "1", [[i, i]])) for i in range(2)))
+    add(writer, record("m12", "1", [[2, 2]]))
+    writer.flush()
+    assert reports == [("written", 3)]
+    np.testing.assert_array_equal(read_traffic(store, "m12", "1"), [[0, 0], [1, 1], [2, 2]])
+
+
+def test_the_writer_drops_past_its_bound_and_reports_it(store):
+    line_bytes = len(traffic_log._json_line(record("m2", "1", [[0, 0]])))
+    reports = []
+    writer = BatchWriter(store, lambda outcome, records: reports.append((outcome, records)), max_bytes=3 * line_bytes)
+    for i in range(5):
+        add(writer, record("m2", "1", [[i, i]]))
+    assert writer.dropped == 2 and reports == [("dropped", 1), ("dropped", 1)]
+    writer.flush()
+    np.testing.assert_array_equal(read_traffic(store, "m2", "1"), [[0, 0], [1, 1], [2, 2]])
+
+
+def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(store):
+    line_bytes = len(traffic_log._json_line(record("m8", "1", [[0, 0]])))
+    writer = BatchWriter(store, flush_seconds=3600, max_bytes=10 * line_bytes)
+    writer.start()
+    try:
+        for i in range(4):
+            add(writer, record("m8", "1", [[i, i]]))
+        time.sleep(0.5)
+        assert writer.written == 0  # under half: left to the hourly flush
+        for i in range(4, 7):
+            add(writer, record("m8", "1", [[i, i]]))
+        deadline = time.monotonic() + 15
+        while writer.written < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert writer.written >= 6 and writer.dropped == 0
+    finally:
+        writer.stop()
+    np.testing.assert_array_equal(read_traffic(store, "m8", "1"), [[i, i] for i in range(7)])
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_the_regular_flush_only_takes_cpu_time_serving_leaves(store):
+    writer = BatchWriter(store)
+    writer.start()
+    try:
+        policies = {t.name: os.sched_getscheduler(t.native_id) for t in threading.enumerate() if "traffic" in t.name}
+    finally:
+        writer.stop()
+    assert policies == {"traffic-writer": os.SCHED_IDLE, "traffic-writer-urgent": os.SCHED_OTHER}
+
+
+def test_store_outage_keeps_the_batch_for_the_next_flush(store_process):
+    store = ObjectStore(store_process.config, RetryPolicy(attempts=1, timeout=1))
+    writer = BatchWriter(store)
+    add(writer, record("m3", "1", [[1, 1]]))
+    store_process.stop()
+    try:
+        writer.flush()  # fails quietly, keeps the record
+        assert writer.written == 0 and writer.dropped == 0
+    finally:
+        store_process.start()
+    deadline = time.monotonic() + 30  # a store that just came back may time out the first writes
+    while writer.written == 0 and time.monotonic() < deadline:
+        writer.flush()
+    assert writer.written == 1 and writer.dropped == 0
+    np.testing.assert_array_equal(read_traffic(store, "m3", "1"), [[1, 1]])
+
+
+def test_a_record_written_twice_by_a_retry_is_read_once(store):
+    """A write that timed out may have landed; the retry writes the record again."""
+    twice = record("m7", "1", [[2, 3]])
+    writer = BatchWriter(store)
+    add(writer, twice)
+    writer.flush()
+    add(writer, twice)
+    add(writer, record("m7", "1", [[2, 3]]))  # the same rows asked again: a record of its own
+    writer.flush()
+    assert len(store.list_keys(LOG_BUCKET, "m7/1/")) == 2
+    np.testing.assert_array_equal(read_traffic(store, "m7", "1"), [[2, 3], [2, 3]])
+
+
 def test_a_large_flush_is_cut_into_objects_of_bounded_size(store, monkeypatch):
-    monkeypatch.setattr(traffic_log, "PART_BYTES", 200)
-    logger = TrafficLogger(store)
+    monkeypatch.setattr(traffic_log_writer, "PART_BYTES", 200)
+    writer = BatchWriter(store)
     rows = [[[i, i + 1]] * 3 for i in range(10)]
     for r in rows:
-        logger.log(record("m5", "1", r))
-    logger.flush()
+        add(writer, record("m5", "1", r))
+    writer.flush()
     keys = store.list_keys(LOG_BUCKET, "m5/1/")
     assert len(keys) > 3
     assert all(len(store.get_bytes(LOG_BUCKET, key)) <= 200 for key in keys)
@@ -167,34 +265,34 @@ class FailingAfter:
 
 
 def test_a_flush_that_fails_midway_keeps_only_the_lines_not_written(store, monkeypatch):
-    monkeypatch.setattr(traffic_log, "PART_BYTES", 100)
+    monkeypatch.setattr(traffic_log_writer, "PART_BYTES", 100)
     flaky = FailingAfter(store, allowed=1)
-    logger = TrafficLogger(flaky)  # type: ignore[arg-type]
+    writer = BatchWriter(flaky)  # type: ignore[arg-type]
     for i in range(6):
-        logger.log(record("m6", "1", [[i, i]]))
-    logger.flush()
-    first = logger.written
-    assert 0 < first < 6 and logger.dropped == 0
+        add(writer, record("m6", "1", [[i, i]]))
+    writer.flush()
+    first = writer.written
+    assert 0 < first < 6 and writer.dropped == 0
     flaky.allowed = 100
-    logger.flush()
-    assert logger.written == 6
+    writer.flush()
+    assert writer.written == 6
     np.testing.assert_array_equal(read_traffic(store, "m6", "1"), [[i, i] for i in range(6)])  # once each, in order
 
 
-def test_a_store_that_is_down_is_not_hammered_by_the_urgent_writer(store):
+def test_a_store_that_is_down_is_not_hammered_by_the_urgent_flush(store):
     line_bytes = len(traffic_log._json_line(record("m9", "1", [[0, 0]])))
     down = FailingAfter(store, allowed=0)
-    logger = TrafficLogger(down, flush_seconds=3600, max_bytes=4 * line_bytes)  # type: ignore[arg-type]
-    logger.start()
+    writer = BatchWriter(down, flush_seconds=3600, max_bytes=4 * line_bytes)  # type: ignore[arg-type]
+    writer.start()
     try:
         for i in range(4):
-            logger.log(record("m9", "1", [[i, i]]))
+            add(writer, record("m9", "1", [[i, i]]))
         time.sleep(0.3)
         for i in range(4):  # each finds the buffer past half full, and full
-            logger.log(record("m9", "1", [[i, i]]))
+            add(writer, record("m9", "1", [[i, i]]))
         time.sleep(0.7)
         attempts = down.attempts
     finally:
-        logger.stop()
+        writer.stop()
     assert attempts == 1  # one urgent try, then it waits for the interval
-    assert logger.written == 0 and logger.dropped == 4
+    assert writer.written == 0 and writer.dropped == 4

@@ -19,9 +19,9 @@ keep-alive clients (one gRPC channel each).
 Each server runs on one core and the load generator and the store on the others (`--no-pin` to
 not pin), so that client work does not compete with the server measured; the project's traffic
 log writer, a process of the server's, runs beside the store, as KServe's payload logger runs in
-the agent sidecar, a container with CPU of its own (its CPU time counts in the project's). The servers take
-turns in alternating rounds, so that load from other processes on a shared machine falls on
-both alike. It prints a table, writes JSON with --json PATH, and exits 1 on any failed request
+the agent sidecar, a container with CPU of its own (its CPU time counts in the project's). The
+servers take turns in alternating rounds, so that load from other processes on a shared machine
+falls on both alike. It prints a table, writes JSON with --json PATH, and exits 1 on any failed request
 (and, with --require-target, when (a) reaches less than (b)'s throughput, or a worse p99, in any
 configuration).
 
@@ -222,8 +222,7 @@ def child_pids(pid: int) -> list[int]:
 
 
 def place_log_writer(server_pid: int, cores: set[int]) -> None:
-    """Run the project's traffic log writer beside the store, not on the serving core, as KServe
-    runs its payload logger in the agent sidecar, a container with CPU of its own."""
+    """Move the server's children (its traffic log writer) to `cores`: see the module docstring."""
     for child in child_pids(server_pid):
         os.sched_setaffinity(child, cores)
 

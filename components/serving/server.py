@@ -35,7 +35,7 @@ from components.registry import model_specs
 from components.serving import guards, kserve_adapter
 from components.serving.batching import MicroBatcher
 from components.serving.checks import rows_v1, rows_v2
-from components.serving.traffic_log import TrafficLogger, TrafficRecord
+from components.serving.traffic_log import TrafficLogger
 from components.store.model_registry import CARD_FILE, MODEL_BUCKET, download_model, serving_version
 from components.store.object_store import ObjectStore
 
@@ -135,7 +135,7 @@ class StoreBackedModel(Model):
             rows_total.inc(len(logged_inputs))
             rows_outside.inc(int(logged_flags.sum()))
             if self.traffic:
-                self.traffic.log(TrafficRecord(self.name, active.version, logged_inputs, logged_outputs, logged_flags))
+                self.traffic.log(self.name, active.version, logged_inputs, logged_outputs, logged_flags)
             return outputs.tolist(), flagged.tolist(), finite.tolist()
 
         self._answerer = (active, answer_rows)

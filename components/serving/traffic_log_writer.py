@@ -1,30 +1,32 @@
 """The traffic log's writer: a process of its own that writes logged requests to the object store.
 
-The model server hands it JSON lines through a pipe (`traffic_log.TrafficLogger`) and it writes
-them in batches to `s3://inference-logs/<model>/<version>/<UTC time>-<id>.jsonl` every few
-seconds. Uploading (joining, SigV4 hashing and sending some 12 MB/s under 100-row requests at
-full load) is tens of milliseconds of CPU per flush. Run by a thread of the server, at normal
-priority it took those milliseconds from requests in flight; at low priority (SCHED_IDLE) it was
-preempted while holding the GIL and the event loop waited behind it: either way it set the
-server's p99 latency. In a process of its own it holds no lock serving needs, and it still runs
-under SCHED_IDLE, on CPU time serving leaves over. When serving leaves none for long, the
-buffer fills; past half of its bound a second thread at normal priority flushes it, so that
-records are dropped only when the store cannot keep up, never merely because serving is busy.
+The model server hands it each logged model call's arrays through a pipe, as they are
+(`traffic_log.TrafficLogger`), and it writes them in batches, as JSON lines, to
+`s3://inference-logs/<model>/<version>/<UTC time>-<id>.jsonl` every few seconds. Serializing
+(about a third of a millisecond for a batch of 3,200 rows) and uploading (SigV4 hashing and
+sending some 12 MB/s under 100-row requests at full load) are tens of milliseconds of CPU per
+flush. Run by a thread of the server, at normal priority that work took those milliseconds from
+requests in flight; at low priority (SCHED_IDLE) it was preempted while holding the GIL and the
+event loop waited behind it: either way it set the server's p99 latency. In a process of its own
+it holds no lock serving needs, and it still runs under SCHED_IDLE, on CPU time serving leaves
+over; only reading the pipe (copies) runs at normal priority. When serving leaves no CPU time for
+long, the buffer fills; past half of its bound a second thread at normal priority flushes it, so
+that records are dropped only when the store cannot keep up, never merely because serving is busy.
 
 When the store is down a batch is retried on the next flush; past the bound new records are
 dropped. A write that timed out may still have landed, so a retry can store a record twice:
 each record carries an id, and the readers keep the first copy. The writer reports what became
 of records on stdout (`written N`, `dropped N`), for the server's /metrics.
 
-Protocol on stdin, until end of file: a JSON header line `[model, version, records, bytes]`,
-then `bytes` bytes: that many records' JSON lines joined by newlines.
+Protocol on stdin, until end of file, one logged call after another: a JSON header line
+`[model, version, time, [[dtype, shape], ...]]` (time in seconds since the epoch; numpy's dtype
+strings, such as "<f4"), then the raw bytes of the inputs, outputs and flags arrays in that order.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import sys
@@ -32,21 +34,57 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import BinaryIO
+
+import numpy as np
+import orjson
 
 from components.store.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 
 LOG_BUCKET = "inference-logs"
-PART_BYTES = 2 << 20  # the largest object a flush writes (unless one chunk of lines is larger)
-MAX_BUFFER_BYTES = 64 << 20  # JSON lines held for writing; past half of it, flushes stop yielding
+PART_BYTES = 2 << 20  # the largest object a flush writes (unless one record's line is larger)
+MAX_BUFFER_BYTES = 64 << 20  # bytes of arrays held for writing; past half of it, flushes stop yielding
 
 Report = Callable[[str, int], None]  # (outcome, records): "written" or "dropped"
 
 
+@dataclass
+class Logged:
+    """One model call's rows; its id, given once, lets readers drop a copy a retry wrote again."""
+
+    model: str
+    version: str
+    time: float  # seconds since the epoch
+    inputs: np.ndarray
+    outputs: np.ndarray
+    flagged: np.ndarray
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def nbytes(self) -> int:
+        return self.inputs.nbytes + self.outputs.nbytes + self.flagged.nbytes
+
+    def json_line(self) -> bytes:
+        stamp = dt.datetime.fromtimestamp(self.time, dt.UTC).isoformat(timespec="milliseconds")
+        return orjson.dumps(
+            {
+                "model": self.model,
+                "version": self.version,
+                "inputs": self.inputs,
+                "outputs": self.outputs,
+                "flagged": self.flagged,
+                "time": stamp,
+                "id": self.id,
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+
+
 class BatchWriter:
-    """A bounded buffer of chunks of JSON lines, written to the store in objects of at most
+    """A bounded buffer of logged calls, written to the store as JSON lines in objects of at most
     `PART_BYTES`."""
 
     def __init__(
@@ -59,8 +97,7 @@ class BatchWriter:
         self.store = store
         self.report = report
         self.flush_seconds = flush_seconds
-        # (model, version, records, their JSON lines joined by newlines)
-        self._buffer: deque[tuple[str, str, int, bytes]] = deque()
+        self._buffer: deque[Logged] = deque()
         self._buffered_bytes = 0
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -78,16 +115,16 @@ class BatchWriter:
         for thread in self._threads:
             thread.start()
 
-    def add(self, model: str, version: str, records: int, lines: bytes) -> None:
+    def add(self, logged: Logged) -> None:
         with self._lock:
-            full = self._buffered_bytes + len(lines) > self._max_bytes
+            full = self._buffered_bytes + logged.nbytes > self._max_bytes
             if not full:
-                self._buffer.append((model, version, records, lines))
-                self._buffered_bytes += len(lines)
+                self._buffer.append(logged)
+                self._buffered_bytes += logged.nbytes
                 if self._buffered_bytes > self._max_bytes // 2:
                     self._urgent.set()
         if full:
-            self._count("dropped", records)
+            self._count("dropped", 1)
 
     def flush(self) -> bool:
         """Write what is buffered; False when the store refused some of it (kept for the next flush)."""
@@ -97,35 +134,35 @@ class BatchWriter:
             self._buffered_bytes = 0
         if not batch:
             return True
-        written: set[int] = set()  # indexes into `batch` of the chunks in the store
+        written: set[str] = set()  # ids of the records in the store
         try:
             if not self._bucket_ready:
                 self.store.ensure_bucket(LOG_BUCKET)
                 self._bucket_ready = True
-            for (model, version), indexes in _group(batch).items():
-                for part in _parts([len(batch[i][3]) + 1 for i in indexes], PART_BYTES):
+            for (model, version), group in _group(batch).items():
+                for part in _parts(group, PART_BYTES):
                     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
                     self.store.put_bytes(
                         LOG_BUCKET,
                         f"{model}/{version}/{stamp}-{uuid.uuid4().hex[:8]}.jsonl",
-                        b"\n".join(batch[indexes[i]][3] for i in part),
+                        b"\n".join(line for _, line in part),
                         content_type="application/x-ndjson",
                     )
-                    written.update(indexes[i] for i in part)
-                    self._count("written", sum(batch[indexes[i]][2] for i in part))
+                    written.update(logged.id for logged, _ in part)
+                    self._count("written", len(part))
             return True
         except Exception as error:  # put back what was not written, within the bound, and try again later
             log.warning("traffic log flush failed, will retry: %s", error)
-            unwritten = [entry for i, entry in enumerate(batch) if i not in written]
+            unwritten = [logged for logged in batch if logged.id not in written]
             with self._lock:
                 kept = 0
-                for entry in unwritten:
-                    if self._buffered_bytes + len(entry[3]) > self._max_bytes:
+                for logged in unwritten:
+                    if self._buffered_bytes + logged.nbytes > self._max_bytes:
                         break
-                    self._buffered_bytes += len(entry[3])
+                    self._buffered_bytes += logged.nbytes
                     kept += 1
                 self._buffer.extendleft(reversed(unwritten[:kept]))
-            self._count("dropped", sum(entry[2] for entry in unwritten[kept:]))
+            self._count("dropped", len(unwritten) - kept)
             return False
 
     def _count(self, outcome: str, records: int) -> None:
@@ -174,39 +211,54 @@ def _yield_to_serving() -> None:
         log.info("traffic log writer keeps normal priority: %s", error)
 
 
-def _group(batch: list[tuple[str, str, int, bytes]]) -> dict[tuple[str, str], list[int]]:
-    """Indexes of the chunks of each (model, version), in order."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, (model, version, _, _) in enumerate(batch):
-        groups.setdefault((model, version), []).append(i)
+def _group(batch: list[Logged]) -> dict[tuple[str, str], list[Logged]]:
+    """The records of each (model, version), in order."""
+    groups: dict[tuple[str, str], list[Logged]] = {}
+    for logged in batch:
+        groups.setdefault((logged.model, logged.version), []).append(logged)
     return groups
 
 
-def _parts(sizes: list[int], part_bytes: int) -> Iterator[range]:
-    """Consecutive runs of items whose sizes add up to about `part_bytes` (an item larger than that
-    is a run of its own): objects of bounded size, each read back in one piece."""
-    start, total = 0, 0
-    for i, size in enumerate(sizes):
-        if total and total + size > part_bytes:
-            yield range(start, i)
-            start, total = i, 0
-        total += size
-    if start < len(sizes):
-        yield range(start, len(sizes))
+def _parts(group: list[Logged], part_bytes: int) -> Iterator[list[tuple[Logged, bytes]]]:
+    """Consecutive runs of records, with their JSON lines, of about `part_bytes` in all (a record
+    larger than that is a run of its own): objects of bounded size, each read back in one piece.
+    Lines are made as the runs are written, so a flush holds one object's lines at a time."""
+    part: list[tuple[Logged, bytes]] = []
+    total = 0
+    for logged in group:
+        line = logged.json_line()
+        if part and total + len(line) + 1 > part_bytes:
+            yield part
+            part, total = [], 0
+        part.append((logged, line))
+        total += len(line) + 1
+    if part:
+        yield part
 
 
-def read_chunks(stream: BinaryIO) -> Iterator[tuple[str, str, int, bytes]]:
-    """The (model, version, records, lines) chunks on `stream`, until its end."""
+def frame(model: str, version: str, time: float, arrays: tuple[np.ndarray, ...]) -> list:
+    """One logged call as the protocol sends it: the header line, then each array's bytes
+    (C-contiguous arrays, written without a copy)."""
+    for a in arrays:
+        if a.dtype.kind not in "biuf" or not a.flags.c_contiguous:
+            raise TypeError(f"a traffic log array must be C-contiguous numbers, not {a.dtype} {a.flags}")
+    header = orjson.dumps([model, version, time, [[a.dtype.str, a.shape] for a in arrays]]) + b"\n"
+    return [header, *arrays]
+
+
+def read_logged(stream: BinaryIO) -> Iterator[Logged]:
+    """The logged calls on `stream`, until its end (a call cut short, the server died, is not read)."""
     while header := stream.readline():
-        model, version, records, size = json.loads(header)
-        lines = stream.read(size)
-        if len(lines) < size:  # the server died mid-chunk
-            return
-        yield model, version, records, lines
-
-
-def chunk_header(model: str, version: str, records: int, size: int) -> bytes:
-    return json.dumps([model, version, records, size]).encode() + b"\n"
+        model, version, time, specs = orjson.loads(header)
+        arrays = []
+        for dtype, shape in specs:
+            size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            data = stream.read(size)
+            if len(data) < size:
+                return
+            arrays.append(np.frombuffer(data, dtype=dtype).reshape(shape))
+        inputs, outputs, flagged = arrays
+        yield Logged(model, version, time, inputs, outputs, flagged)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -225,8 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     writer = BatchWriter(ObjectStore.from_env(), report, args.flush_seconds, args.max_bytes)
     writer.start()
     try:
-        for chunk in read_chunks(sys.stdin.buffer):
-            writer.add(*chunk)
+        for logged in read_logged(sys.stdin.buffer):
+            writer.add(logged)
     finally:
         writer.stop()
 

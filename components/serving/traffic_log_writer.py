@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import math
 import os
 import sys
 import threading
@@ -252,7 +253,7 @@ def read_logged(stream: BinaryIO) -> Iterator[Logged]:
         model, version, time, specs = orjson.loads(header)
         arrays = []
         for dtype, shape in specs:
-            size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            size = math.prod(shape) * np.dtype(dtype).itemsize
             data = stream.read(size)
             if len(data) < size:
                 return

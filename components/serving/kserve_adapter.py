@@ -7,7 +7,8 @@ components/serving/tests/test_kserve_adapter.py fails when a kserve upgrade chan
 signature relied on:
 
 - the data plane (`DataPlane`): the served version in V2 model metadata; malformed bodies,
-  which KServe's decoders turn into 500s, as 400s;
+  which KServe's decoders turn into 500s, as 400s; `infer` calls the model's `predict` without
+  `Model.__call__` around it (see `ServingDataPlane.infer`);
 - the model repository (`ModelRepository`, `ModelRepositoryExtension`): `load` re-reads the
   serving record; loading an unknown model is a 404;
 - the V2 `infer` route registered with its response model (`V2Endpoints`), so that pydantic-core
@@ -38,6 +39,7 @@ from google.protobuf.message import DecodeError
 from kserve import Model, ModelServer
 from kserve.constants.constants import GRPC_CONTENT_DATATYPE_MAPPINGS
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady, ServerNotLive, ServerNotReady
+from kserve.metrics import PREDICT_HIST_TIME, get_labels
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
@@ -83,6 +85,27 @@ class ServingDataPlane(DataPlane):
     def __init__(self, model_registry: ModelRepository, served_version: ServedVersion) -> None:
         super().__init__(model_registry=model_registry)
         self.served_version = served_version
+        self._predict_seconds: dict[str, Any] = {}  # model name -> its child of KServe's predict histogram
+
+    async def infer(
+        self, model_name: str, request: Any, headers: dict[str, str] | None = None
+    ) -> tuple[Any, dict[str, str]]:
+        """The model's `predict`, timed into KServe's `request_predict_seconds` as KServe times it.
+
+        KServe's `infer` runs the model through `Model.__call__`: preprocess and postprocess hooks,
+        which these models leave as they are, two more histograms that time those no-ops, and, for
+        a model not ready, a call of its blocking `load` (a read of the store, on the event loop,
+        per request; here such a model answers 503 / UNAVAILABLE, as its `predict` says). That
+        wrapper cost the gRPC path a seventh of its throughput (100-row requests, 32 clients, one
+        core: 1,190 against 1,390 requests/s in an A/B run)."""
+        model = self._model_registry.get_model(model_name)
+        if model is None:
+            raise ModelNotFound(model_name)
+        timer = self._predict_seconds.get(model_name)
+        if timer is None:
+            timer = self._predict_seconds[model_name] = PREDICT_HIST_TIME.labels(**get_labels(model_name))
+        with timer.time():
+            return await model.predict(request, headers), {}
 
     async def model_metadata(self, model_name: str) -> dict[str, Any]:
         metadata = await super().model_metadata(model_name)

@@ -1,6 +1,7 @@
 """The seam to KServe: what the adapter relies on still exists in the installed kserve, and the V2
 `infer` route with its response model answers exactly what KServe's own route answers."""
 
+import asyncio
 import inspect
 
 import numpy as np
@@ -8,10 +9,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from kserve import Model
+from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
+from prometheus_client import REGISTRY
 
 from components.serving import kserve_adapter
 
@@ -73,6 +76,44 @@ def test_the_same_answer_as_kserves_route(body):
         assert ours.headers[header] == kserve_answer.headers[header]
 
 
+class Unready(Model):
+    """A model with nothing loaded: its `predict` refuses, and a `load` would read a store."""
+
+    def __init__(self) -> None:
+        super().__init__("unready")
+        self.loads = 0
+
+    def load(self) -> bool:
+        self.loads += 1
+        return False
+
+    async def predict(self, payload, headers=None):
+        raise ModelNotReady(self.name)
+
+
+def predict_count(model_name: str) -> float:
+    return REGISTRY.get_sample_value("request_predict_seconds_count", {"model_name": model_name}) or 0.0
+
+
+def test_infer_calls_predict_times_it_as_kserve_does_and_never_loads_on_the_request_path():
+    repository = ModelRepository()
+    repository.update(Adder())
+    repository.update(Unready())
+    dataplane = kserve_adapter.ServingDataPlane(repository, served_version=lambda name: None)
+    request = InferRequest("adder", [InferInput("x", [2, 2], "FP64", [1, 2, 3, 4])])
+    before = predict_count("adder")
+
+    response, headers = asyncio.run(dataplane.infer("adder", request, {"x-request-id": "1"}))
+
+    assert response.outputs[0].data == [3.0, 7.0] and headers == {}
+    assert predict_count("adder") == before + 1  # KServe's histogram, on /metrics as before
+    with pytest.raises(ModelNotFound):
+        asyncio.run(dataplane.infer("nope", request))
+    with pytest.raises(ModelNotReady):
+        asyncio.run(dataplane.infer("unready", request))
+    assert repository.get_model("unready").loads == 0  # KServe's infer would have called load() on the loop
+
+
 def parameters(function) -> list[str]:
     return [name for name in inspect.signature(function).parameters if name != "self"]
 
@@ -109,6 +150,7 @@ def test_what_the_adapter_relies_on_is_still_in_kserve():
     assert parameters(DataPlane.decode)[:2] == ["body", "headers"]
     assert parameters(DataPlane.decode_cloudevent) == ["body"]
     assert parameters(DataPlane.infer) == ["model_name", "request", "headers"]
+    assert parameters(Model.predict)[:2] == ["payload", "headers"]
     assert parameters(DataPlane.model_metadata) == ["model_name"]
     assert inspect.iscoroutinefunction(DataPlane.explain) and callable(DataPlane.metadata)
     assert callable(CloudEvent._get_attributes)

@@ -127,16 +127,22 @@ def test_repository_load_over_grpc_follows_the_serving_record(stub, model_server
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_grpc_rows_are_counted_like_rest_rows(stub, model_server, deployed_sum):
-    def predicted_rows() -> float:
+def test_grpc_requests_are_counted_like_rest_requests(stub, model_server, deployed_sum):
+    """The project's row counter and KServe's own predict histogram, both on /metrics."""
+
+    def metric(name: str, label: str) -> float:
         with urllib.request.urlopen(f"{model_server}/metrics", timeout=10) as response:
             lines = response.read().decode().splitlines()
-        return sum(
-            float(line.split()[-1])
-            for line in lines
-            if line.startswith("fuseml_predicted_rows_total") and 'model="sum"' in line
+        return sum(float(line.split()[-1]) for line in lines if line.startswith(name) and label in line)
+
+    def counts() -> tuple[float, float]:
+        return (
+            metric("fuseml_predicted_rows_total", 'model="sum"'),
+            metric("request_predict_seconds_count", 'model_name="sum"'),
         )
 
-    before = predicted_rows()
+    rows_before, requests_before = counts()
     stub.ModelInfer(sum_request([[1, 2]] * 7, raw=True))
-    assert predicted_rows() - before == 7
+    stub.ModelInfer(sum_request([[3, 4]]))
+    rows_after, requests_after = counts()
+    assert (rows_after - rows_before, requests_after - requests_before) == (8, 2)

@@ -85,7 +85,6 @@ class ServingDataPlane(DataPlane):
     def __init__(self, model_registry: ModelRepository, served_version: ServedVersion) -> None:
         super().__init__(model_registry=model_registry)
         self.served_version = served_version
-        self._predict_seconds: dict[str, Any] = {}  # model name -> its child of KServe's predict histogram
 
     async def infer(
         self, model_name: str, request: Any, headers: dict[str, str] | None = None
@@ -101,10 +100,7 @@ class ServingDataPlane(DataPlane):
         model = self._model_registry.get_model(model_name)
         if model is None:
             raise ModelNotFound(model_name)
-        timer = self._predict_seconds.get(model_name)
-        if timer is None:
-            timer = self._predict_seconds[model_name] = PREDICT_HIST_TIME.labels(**get_labels(model_name))
-        with timer.time():
+        with PREDICT_HIST_TIME.labels(**get_labels(model_name)).time():
             return await model.predict(request, headers), {}
 
     async def model_metadata(self, model_name: str) -> dict[str, Any]:

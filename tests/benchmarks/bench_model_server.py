@@ -288,6 +288,7 @@ def measure_servers(
             "p50_ms": round(r.percentile_ms(50), 2),
             "p99_ms": round(r.percentile_ms(99), 2),
             "round_p99_ms": round(float(np.median(round_p99s[name])), 2),
+            "round_p99s_ms": [round(p99, 2) for p99 in round_p99s[name]],
             "error_samples": r.error_samples[:5],
         }
         for name, r in pooled.items()
@@ -468,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'server':8s} {'proto':5s} {'rows':>4s} {'clients':>7s} {'req/s':>8s} {'rows/s':>9s} "
         f"{'p50 ms':>7s} {'p99 ms':>7s} {'rnd p99':>7s} {'errors':>6s} {'cpu ms/req':>10s} {'vs bare':>8s} "
-        f"{'cpu vs bare':>11s}"
+        f"{'cpu vs bare':>11s} {'p99 won':>7s}"
     )
     failed = False
     for row in results:
@@ -480,13 +481,16 @@ def main(argv: list[str] | None = None) -> int:
             ),
             None,
         )
-        ratio = cpu_ratio = None
+        ratio = cpu_ratio = won = None
         if bare and row["server"] not in ("bare", "floor"):
             ratio = row["throughput_rps"] / bare["throughput_rps"]
+            bare_rounds = bare["round_p99s_ms"]
+            won = sum(own <= its for own, its in zip(row["round_p99s_ms"], bare_rounds))
             if row.get("server_cpu_ms_per_request") and bare.get("server_cpu_ms_per_request"):
                 cpu_ratio = bare["server_cpu_ms_per_request"] / row["server_cpu_ms_per_request"]
         row["vs_bare"] = round(ratio, 3) if ratio is not None else None
         row["cpu_vs_bare"] = round(cpu_ratio, 3) if cpu_ratio is not None else None
+        row["p99_rounds_won"] = won
         if row["server"] == LOGGED and ratio is not None and (ratio < TARGET or row["p99_ms"] > bare["p99_ms"]):
             failed = True
         cpu, rnd = row.get("server_cpu_ms_per_request"), row.get("round_p99_ms")
@@ -495,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['throughput_rps']:8.0f} {row['rows_per_s']:9.0f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
             f"{'' if rnd is None else f'{rnd:7.2f}':>7s} {row['errors']:6d} "
             f"{'' if cpu is None else f'{cpu:10.3f}':>10s} {'' if ratio is None else f'{ratio:7.0%}':>8s} "
-            f"{'' if cpu_ratio is None else f'{cpu_ratio:10.0%}':>11s}"
+            f"{'' if cpu_ratio is None else f'{cpu_ratio:10.0%}':>11s} "
+            f"{'' if won is None else f'{won}/{len(bare_rounds)}':>7s}"
         )
     print(
         f"\ntarget: {LOGGED} >= {TARGET:.0%} of bare's throughput and p99 <= bare's at {args.clients} clients: "
@@ -509,7 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "p99 ms: over all rounds' requests (what the target is judged on); rnd p99: the median of the rounds'\n"
-        "own p99s, which a round disturbed by another process on the machine does not move"
+        "own p99s, which a round disturbed by another process on the machine does not move; p99 won: in how\n"
+        "many rounds the server's p99 was no worse than bare's in the same round (about half when the two are\n"
+        "level: one disturbed round can decide the pooled p99, but moves this count by one at most)"
     )
     print("floor: load_predictor(path)(rows) in-process, one call after another")
     if args.json:

@@ -20,12 +20,14 @@ started with.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 import numpy as np
 
 # rows [n, k] -> a tuple of per-row results, each a list or array of length n
 RowsFunction = Callable[[np.ndarray], tuple]
+_yield_core = getattr(os, "sched_yield", lambda: None)  # Unix; elsewhere the turns only spin
 
 
 class MicroBatcher:
@@ -52,12 +54,19 @@ class MicroBatcher:
         # turns after its bytes arrive (gRPC's completion queue hands the loop about one call per
         # turn), so stopping at the first quiet turn left gRPC with a model call per request. An
         # idle turn costs microseconds: a request alone still goes through without waiting.
+        # Each turn also offers the core to the server's other threads: the loop never blocks
+        # while it waits here, and gRPC's poller and event-engine threads, which read the
+        # requests that would join the batch and write the answers, otherwise waited for the
+        # scheduler to preempt it. Against the same server without the yield, in the setup of
+        # tests/benchmarks/bench_model_server.py (load from its own client and from h2load), gRPC
+        # p99 was 1.7-5 ms lower in six A/B runs of seven (4.5 ms higher in one); HTTP unchanged.
         queued, quiet = 0, 0
         for _ in range(self.max_turns):
             quiet = quiet + 1 if len(self._queue) == queued else 0
             if quiet > self.patience:
                 break
             queued = len(self._queue)
+            _yield_core()
             await asyncio.sleep(0)
         waiting, self._queue, self._drainer = self._queue, [], None
         for predict, group in _batches(waiting, self.max_rows):

@@ -57,6 +57,16 @@ def test_requests_that_arrive_over_several_turns_of_the_loop_share_a_call():
     assert model.calls == [1, 1, 1]
 
 
+def test_each_turn_of_the_wait_offers_the_core_to_the_servers_other_threads(monkeypatch):
+    """gRPC's poller threads read the requests that would join the batch: the loop must not
+    keep the core from them while it waits."""
+    turns: list[int] = []
+    batcher, model = MicroBatcher(patience=4), Recorder()
+    monkeypatch.setattr("components.serving.batching._yield_core", lambda: turns.append(len(model.calls)))
+    run([batcher.predict(model, np.ones((1, 2)))])
+    assert model.calls == [1] and turns == [0] * 5  # every turn of the wait, before the model call
+
+
 def test_a_request_alone_is_answered_at_once_and_versions_are_never_mixed():
     batcher, old, new = MicroBatcher(), Recorder(0.0), Recorder(1000.0)
     (alone,) = run([batcher.predict(old, np.ones((1, 2)))])

@@ -15,7 +15,8 @@ count (1):
 
 for single-row and batched (100 rows) V1 and V2 requests over HTTP, and Open Inference Protocol
 requests over gRPC (raw tensor bytes, as Triton's client sends them), from 32 concurrent
-keep-alive clients (one gRPC channel each).
+keep-alive clients (one gRPC channel each): tests/loadgen's, or with --grpc-client h2load
+nghttp2's h2load, a load generator in C that sends each next request the moment a reply arrives.
 Each server runs on one core and the load generator and the store on the others (`--no-pin` to
 not pin), so that client work does not compete with the server measured; the project's traffic
 log writer, a process of the server's, runs beside the store, as KServe's payload logger runs in
@@ -26,7 +27,7 @@ falls on both alike. It prints a table, writes JSON with --json PATH, and exits 
 configuration).
 
     .venv/bin/python tests/benchmarks/bench_model_server.py [--seconds 24] [--rounds 8] [--protocols v1,v2,grpc]
-        [--json out.json]
+        [--grpc-client loadgen|h2load] [--json out.json]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -227,6 +229,46 @@ def place_log_writer(server_pid: int, cores: set[int]) -> None:
         os.sched_setaffinity(child, cores)
 
 
+def run_h2load(address: str, make: Any, clients: int, seconds: float) -> Any:
+    """gRPC load from h2load (nghttp2's HTTP/2 load generator, in C) instead of tests/loadgen:
+    each client one connection with one call at a time, sending the first request `make` gives
+    again and again. A client in C answers each reply at once, where the Python client takes
+    its replies one after another: a server whose answers leave in bursts meets its next
+    requests in bursts. h2load sees HTTP statuses only, and a gRPC error is a reply without a
+    message: a call counts as an error unless every reply carried the message a real gRPC
+    client got for the same request."""
+    from tests.loadgen import GRPC_INFER, LoadResult, run_grpc_load
+
+    request = make(0, 0)
+    replies: list[bytes] = []
+    probe = run_grpc_load(address, make, clients=1, total=1, check=lambda i, status, body, t: replies.append(body))
+    if probe.errors or probe.statuses["OK"] != 1:
+        raise RuntimeError(f"gRPC call to {address} failed: {probe.error_samples}")
+    with tempfile.TemporaryDirectory() as work:
+        body, log = Path(work) / "request", Path(work) / "log"
+        body.write_bytes(b"\x00" + len(request).to_bytes(4, "big") + request)  # gRPC's message frame
+        report = subprocess.run(
+            [
+                *("h2load", "--clients", str(clients), "--max-concurrent-streams", "1", "--threads", "1"),
+                *("--duration", f"{round(seconds * 1000)}ms", "--data", str(body), "--log-file", str(log)),
+                *("--header", "content-type: application/grpc", "--header", "te: trailers"),
+                f"http://{address}{GRPC_INFER}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        calls = [line.split("\t") for line in log.read_text().splitlines() if line]
+    message_bytes = int(re.search(r"\((\d+)\) data", report).group(1))  # type: ignore[union-attr]
+    ok = [call for call in calls if call[1] == "200"]
+    result = LoadResult(requests=len(calls), seconds=seconds, latencies=[int(call[2]) / 1e6 for call in ok])
+    result.errors = len(calls) - len(ok)
+    if message_bytes != len(ok) * (5 + len(replies[0])):
+        result.errors = max(result.errors, 1)
+        result.error_samples.append(f"h2load got {message_bytes} bytes of replies for {len(ok)} calls: some failed")
+    return result
+
+
 def measure_servers(
     urls: dict[str, dict[str, str]],
     pids: dict[str, int],
@@ -238,6 +280,7 @@ def measure_servers(
     warmup: float,
     round_warmup: float,
     settle: float,
+    grpc_client: str = "loadgen",
 ) -> dict[str, dict[str, Any]]:
     """Alternate the servers in `rounds` rounds (ABAB...) so that load from other processes on
     the machine falls on both alike; pool each server's requests and latencies over its rounds.
@@ -253,7 +296,7 @@ def measure_servers(
 
     pool = bodies(protocol, rows)
     make = lambda client, n: pool[n % len(pool)]  # noqa: E731
-    load = run_grpc_load if protocol == "grpc" else run_load
+    load = (run_h2load if grpc_client == "h2load" else run_grpc_load) if protocol == "grpc" else run_load
     target = "grpc" if protocol == "grpc" else "http"
     pooled = {name: LoadResult() for name in urls}
     cpu = {name: 0.0 for name in urls}
@@ -335,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="do not pin the servers to one core and the load generator to the others",
     )
+    parser.add_argument(
+        "--grpc-client",
+        choices=("loadgen", "h2load"),
+        default="loadgen",
+        help="gRPC load from tests/loadgen (Python) or from h2load (C; Debian's nghttp2-client)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--require-target",
@@ -353,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     from components.store.local_store import free_store_port, start_local_store, wait_until_ready
     from components.store.object_store import ObjectStore, StoreConfig, StoreError
 
+    if args.grpc_client == "h2load" and not shutil.which("h2load"):
+        parser.error("--grpc-client h2load: h2load is not installed (apt-get install nghttp2-client)")
     row_counts = [int(r) for r in args.rows.split(",")]
     server_cores = pin_servers() if args.pin else None
     protocols = args.protocols.split(",")
@@ -425,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             for rows in row_counts:
                 print(
                     f"  {protocol} {rows:4d} rows/request, {args.clients} clients, {args.seconds:.0f} s per server "
-                    f"in {args.rounds} alternating rounds ...",
+                    f"in {args.rounds} alternating rounds"
+                    f"{', load from h2load' if protocol == 'grpc' and args.grpc_client == 'h2load' else ''} ...",
                     flush=True,
                 )
                 measured = measure_servers(
@@ -439,9 +491,12 @@ def main(argv: list[str] | None = None) -> int:
                     args.warmup,
                     args.round_warmup,
                     args.settle,
+                    args.grpc_client,
                 )
                 for name, row in measured.items():
-                    results.append({"server": name, "protocol": protocol, "rows": rows, "clients": args.clients, **row})
+                    client = args.grpc_client if protocol == "grpc" else "loadgen"
+                    head = {"server": name, "protocol": protocol, "rows": rows, "clients": args.clients}
+                    results.append({**head, "client": client, **row})
         for process in processes:
             stop(process)
         from components.sum.model import load_predictor

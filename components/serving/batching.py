@@ -59,8 +59,8 @@ class MicroBatcher:
         # requests that would join the batch and write the answers, otherwise waited for the
         # scheduler to preempt it. Against the same server without the yield, in the setup of
         # tests/benchmarks/bench_model_server.py (load from its own client and from h2load), the
-        # median of the rounds' gRPC p99 was lower in 8 A/B runs of 10 (0.8-3.4 ms), the pooled
-        # p99, which one disturbed round decides, in 6 of 10; HTTP unchanged.
+        # median of the rounds' gRPC p99 was lower in 7 A/B runs of 8 (by 1.1-3.4 ms), the pooled
+        # p99, which one disturbed round decides, in 5 of 8; HTTP (one run) unchanged.
         queued, quiet = 0, 0
         for _ in range(self.max_turns):
             quiet = quiet + 1 if len(self._queue) == queued else 0

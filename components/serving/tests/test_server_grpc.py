@@ -130,12 +130,13 @@ def test_repository_load_over_grpc_follows_the_serving_record(stub, model_server
 def test_grpc_requests_are_counted_like_rest_requests(stub, model_server, deployed_sum):
     """The project's row counter and KServe's own predict histogram, both on /metrics."""
 
-    def metric(name: str, label: str) -> float:
+    def counts() -> tuple[float, float]:
         with urllib.request.urlopen(f"{model_server}/metrics", timeout=10) as response:
             lines = response.read().decode().splitlines()
-        return sum(float(line.split()[-1]) for line in lines if line.startswith(name) and label in line)
 
-    def counts() -> tuple[float, float]:
+        def metric(name: str, label: str) -> float:
+            return sum(float(line.split()[-1]) for line in lines if line.startswith(name) and label in line)
+
         return (
             metric("fuseml_predicted_rows_total", 'model="sum"'),
             metric("request_predict_seconds_count", 'model_name="sum"'),

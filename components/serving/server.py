@@ -32,7 +32,7 @@ from prometheus_client import Counter
 
 from components.contract import Envelope, ModelCard, ModelSpec, Predictor
 from components.registry import model_specs
-from components.serving import guards, kserve_adapter
+from components.serving import guards, kserve_adapter, lite
 from components.serving.batching import MicroBatcher
 from components.serving.checks import rows_v1, rows_v2
 from components.serving.traffic_log import TrafficLogger
@@ -79,11 +79,12 @@ class StoreBackedModel(Model):
         if self.active and self.active.version == version:
             return True
         path = download_model(self.store, self.name, version, self.cache_dir)
-        predict = self.spec.load(path)
         card = ModelCard.from_dict(json.loads((path / CARD_FILE).read_text()))
+        predict = lite.serving_predictor(path, self.spec.load(path), card.envelope)
         self.active = ActiveVersion(version, predict, card.envelope)
         self.ready = True
-        log.info("model %s: serving version %s", self.name, version)
+        runtime = "LiteRT" if isinstance(predict, lite.LitePredictor) else "TensorFlow"
+        log.info("model %s: serving version %s (%s)", self.name, version, runtime)
         return True
 
     def get_input_types(self) -> list[dict[str, Any]]:

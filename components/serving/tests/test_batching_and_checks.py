@@ -50,11 +50,14 @@ def test_requests_that_arrive_over_several_turns_of_the_loop_share_a_call():
             await asyncio.sleep(0)
         return await batcher.predict(model, np.ones((1, 2)))
 
-    answers = run([later(3 * i) for i in range(10)])
-    assert model.calls == [10] and all(a[0] == [2.0] for a in answers)
+    answers = run([later(3 * i) for i in range(5)])
+    assert model.calls == [5] and all(a[0] == [2.0] for a in answers)
     model.calls.clear()
     run([later(10 * i) for i in range(3)])  # more quiet turns than its patience: separate calls
     assert model.calls == [1, 1, 1]
+    model.calls.clear()
+    run([later(3 * i) for i in range(10)])  # still coming after max_turns: the window closes anyway
+    assert len(model.calls) > 1 and sum(model.calls) == 10
 
 
 def test_each_turn_of_the_wait_offers_the_core_to_the_servers_other_threads(monkeypatch):

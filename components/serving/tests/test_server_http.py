@@ -27,6 +27,16 @@ def test_v1_predict_names_the_version(model_server, deployed_sum):
     assert len(body["predictions"]) == 2 and body["model_version"] == deployed_sum
 
 
+def test_the_deployed_versions_are_served_by_their_litert_conversion(
+    model_server, deployed_sum, deployed_three_body, model_server_log
+):
+    # Checked against the SavedModel when loaded (components/serving/lite.py): a conversion that
+    # fell back to TensorFlow would serve correctly, only slower, so only the log shows it.
+    log = model_server_log.read_text()
+    assert f"model sum: serving version {deployed_sum} (LiteRT)" in log
+    assert f"model three-body: serving version {deployed_three_body} (LiteRT)" in log
+
+
 def test_v2_infer_and_metadata(model_server, deployed_sum):
     body = infer_v2(model_server, "sum", "pairs", [[1, 2], [3, 4], [5, 6]])
     assert body["model_name"] == "sum" and body["model_version"] == deployed_sum

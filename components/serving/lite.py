@@ -1,8 +1,8 @@
 """A served version converted to LiteRT (TensorFlow Lite), checked against its SavedModel first.
 
-A SavedModel signature call costs about half a millisecond of TensorFlow dispatch whatever its
-rows (tests/benchmarks/bench_model_server.py's floor row), which is why the server batches:
-under gRPC the batch windows that cost amortizes were what set the p99 latency. LiteRT's
+A SavedModel signature call costs 0.3-0.5 ms of TensorFlow dispatch whatever its rows, which
+is why the server batches: under gRPC, the batch windows long enough to amortize that cost set
+the p99 latency. LiteRT's
 interpreter runs the same network in microseconds. The validated artifact stays the SavedModel:
 the converted model serves only if it answers like the SavedModel on rows drawn from the
 version's training envelope (float32 rounding apart); otherwise the SavedModel serves, and the

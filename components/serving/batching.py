@@ -1,11 +1,11 @@
 """Server-side micro-batching: the rows of concurrent requests go through the model in one call.
 
 Per call, the envelope check, the metrics and a traffic log record cost the same whatever the
-rows, and so does a TensorFlow call: about half a millisecond (a LiteRT one, microseconds). Under
-concurrent load the server would spend much of its time on that per-call overhead. Requests hand their checked
-rows to a `MicroBatcher` and wait; a drain task lets the event loop go on reading requests while
-they keep coming, takes everything queued, runs it through the rows function and hands each
-request its own slice of every part of the answer.
+rows, and so does a TensorFlow call: about half a millisecond (a LiteRT one, microseconds).
+Under concurrent load the server would spend much of its time on that per-call overhead.
+Requests hand their checked rows to a `MicroBatcher` and wait; a drain task lets the event loop
+go on reading requests while they keep coming, takes everything queued, runs it through the
+rows function and hands each request its own slice of every part of the answer.
 
 Nothing waits on a timer: a request that arrives when the server is idle is answered after a
 few idle turns of the event loop, alone. The model runs on the event loop's thread, not in a worker

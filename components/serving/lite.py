@@ -2,11 +2,11 @@
 
 A SavedModel signature call costs 0.3-0.5 ms of TensorFlow dispatch whatever its rows, which
 is why the server batches: under gRPC, the batch windows long enough to amortize that cost set
-the p99 latency. LiteRT's
-interpreter runs the same network in microseconds. The validated artifact stays the SavedModel:
-the converted model serves only if it answers like the SavedModel on rows drawn from the
-version's training envelope (float32 rounding apart); otherwise the SavedModel serves, and the
-log says why. Evaluation and champion checks keep loading the SavedModel.
+the p99 latency. LiteRT's interpreter runs the same network in microseconds. The validated
+artifact stays the SavedModel: the converted model serves only if it answers like the
+SavedModel on rows drawn from the version's training envelope (float32 rounding apart);
+otherwise the SavedModel serves, and the log says why. Evaluation and champion checks keep
+loading the SavedModel.
 
 An interpreter is not thread-safe: the server calls it only from its event loop's thread.
 """

@@ -138,59 +138,68 @@ async def _run(
     seconds: float | None,
     timeout: float,
     until: Callable[[], bool] | None,
+    warmup: float = 0.0,
 ) -> LoadResult:
     if total is None and seconds is None:
         raise ValueError("bound the load: give total, seconds or both")
     result = LoadResult()
-    issued = 0
-    deadline = time.monotonic() + seconds if seconds else None
+    issued = measured = 0
+    measure_from = time.monotonic() + warmup
+    deadline = measure_from + seconds if seconds else None
 
-    def take() -> int | None:
-        nonlocal issued
-        if total is not None and issued >= total:
+    def take() -> tuple[int, bool] | None:
+        """The next request's index, and whether it is measured; None when the load is over."""
+        nonlocal issued, measured
+        now = time.monotonic()
+        if total is not None and measured >= total:
             return None
-        if deadline is not None and time.monotonic() >= deadline:
+        if deadline is not None and now >= deadline:
             return None
         if until is not None and until():
             return None
+        counted = now >= measure_from
         issued += 1
-        return issued - 1
+        measured += counted
+        return issued - 1, counted
+
+    def failed(problem: str) -> None:
+        result.errors += 1
+        if len(result.error_samples) < 10:
+            result.error_samples.append(problem)
 
     async def client(index: int) -> None:
         connection = connect()
         try:
-            while (n := take()) is not None:
+            while (taken := take()) is not None:
+                n, counted = taken
                 item = make(index, n)
                 started = time.perf_counter()
                 try:
                     status, answer = await connection.request(item, timeout)
                 except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as error:
                     await _closed(connection)
-                    result.requests += 1
-                    result.errors += 1
-                    result.statuses["no answer"] += 1
-                    if len(result.error_samples) < 10:
-                        result.error_samples.append(f"{type(error).__name__}: {error}")
+                    if counted:
+                        result.requests += 1
+                        result.statuses["no answer"] += 1
+                    failed(f"{type(error).__name__}: {error}")
                     continue
                 elapsed = time.perf_counter() - started
-                result.requests += 1
-                result.latencies.append(elapsed)
-                result.statuses[status] += 1
+                if counted:
+                    result.requests += 1
+                    result.latencies.append(elapsed)
+                    result.statuses[status] += 1
                 problem = (
                     check(index, status, answer, elapsed)
                     if check
                     else (None if status in (200, "OK") else f"status {status}: {answer[:200]!r}")
                 )
                 if problem:
-                    result.errors += 1
-                    if len(result.error_samples) < 10:
-                        result.error_samples.append(problem)
+                    failed(problem)
         finally:
             await _closed(connection)
 
-    started = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
-    result.seconds = time.perf_counter() - started
+    result.seconds = time.monotonic() - measure_from
     return result
 
 
@@ -203,9 +212,15 @@ def run_load(
     check: ResponseCheck | None = None,
     timeout: float = 30.0,
     until: Callable[[], bool] | None = None,
+    warmup: float = 0.0,
 ) -> LoadResult:
     """Send requests from `clients` keep-alive connections until `total` are sent, `seconds`
-    pass or `until()` says so (whichever comes first; total or seconds must be given)."""
+    pass or `until()` says so (whichever comes first; total or seconds must be given).
+
+    With `warmup`, the first seconds of load go over the same connections unmeasured: requests
+    sent in them count in no figure (nor in `total` or `seconds`), except as errors when they
+    fail, since a failure is never hidden. A measurement that opened its connections itself
+    would include what a burst of new connections does to a server."""
     scheme, _, rest = url.partition("://")
     host, _, port = rest.rstrip("/").rpartition(":")
     if scheme != "http" or host not in LOOPBACK:
@@ -216,7 +231,9 @@ def run_load(
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop comes with kserve's uvicorn[standard]
         runner = asyncio.run
-    return runner(_run(lambda: _Connection(host, int(port)), make, check, clients, total, seconds, timeout, until))
+    return runner(
+        _run(lambda: _Connection(host, int(port)), make, check, clients, total, seconds, timeout, until, warmup)
+    )
 
 
 def run_grpc_load(
@@ -228,10 +245,11 @@ def run_grpc_load(
     check: ResponseCheck | None = None,
     timeout: float = 30.0,
     until: Callable[[], bool] | None = None,
+    warmup: float = 0.0,
 ) -> LoadResult:
     """`run_load` over gRPC (the Open Inference Protocol's ModelInfer) at host:port; `make` gives
     serialized ModelInferRequests."""
     host = address.rpartition(":")[0].strip("[]")
     if host not in LOOPBACK:
         raise ValueError(f"the load generator only targets this machine, not {address}")
-    return asyncio.run(_run(lambda: _Channel(address), make, check, clients, total, seconds, timeout, until))
+    return asyncio.run(_run(lambda: _Channel(address), make, check, clients, total, seconds, timeout, until, warmup))

@@ -42,6 +42,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -229,14 +230,15 @@ def place_log_writer(server_pid: int, cores: set[int]) -> None:
         os.sched_setaffinity(child, cores)
 
 
-def run_h2load(address: str, make: Any, clients: int, seconds: float) -> Any:
+def run_h2load(address: str, make: Any, clients: int, seconds: float, warmup: float = 0.0) -> Any:
     """gRPC load from h2load (nghttp2's HTTP/2 load generator, in C) instead of tests/loadgen:
     each client one connection with one call at a time, sending the first request `make` gives
     again and again. A client in C answers each reply at once, where the Python client takes
     its replies one after another: a server whose answers leave in bursts meets its next
     requests in bursts. h2load sees HTTP statuses only, and a gRPC error is a reply without a
     message: a call counts as an error unless every reply carried the message a real gRPC
-    client got for the same request."""
+    client got for the same request. `warmup` is h2load's own warm-up time: load on the same
+    connections that it neither logs nor counts, as tests/loadgen's `warmup`."""
     from tests.loadgen import GRPC_INFER, LoadResult, run_grpc_load
 
     request = make(0, 0)
@@ -250,7 +252,8 @@ def run_h2load(address: str, make: Any, clients: int, seconds: float) -> Any:
         report = subprocess.run(
             [
                 *("h2load", "--clients", str(clients), "--max-concurrent-streams", "1", "--threads", "1"),
-                *("--duration", f"{round(seconds * 1000)}ms", "--data", str(body), "--log-file", str(log)),
+                *("--duration", f"{round(seconds * 1000)}ms", "--warm-up-time", f"{round(warmup * 1000)}ms"),
+                *("--data", str(body), "--log-file", str(log)),
                 *("--header", "content-type: application/grpc", "--header", "te: trailers"),
                 f"http://{address}{GRPC_INFER}",
             ],
@@ -284,14 +287,18 @@ def measure_servers(
 ) -> dict[str, dict[str, Any]]:
     """Alternate the servers in `rounds` rounds (ABAB...) so that load from other processes on
     the machine falls on both alike; pool each server's requests and latencies over its rounds.
-    Each round starts with `round_warmup` seconds of load that is not measured: a server that sat
-    idle while the others ran answers its first requests with its code and data evicted from the
-    core's caches (its first request took 8 ms, not 0.3 ms), and a round's 32 new connections
-    all ask at once. Measured, that burst sets the pooled p99 of a server that batches (the whole
-    first batch waits for it, every round) and is an artefact of the alternation: a server
-    under steady load is not idle every few seconds. After each round the project's server gets
+    Each round starts with `round_warmup` seconds of load that is not measured, on the
+    connections the round then measures: a server that sat idle while the others ran answers its
+    first requests with its code and data evicted from the core's caches (its first request took
+    8 ms, not 0.3 ms), and a round's 32 new connections all ask at once. Measured, that burst
+    sets the pooled p99 of a server that batches (the first batches are large, and the clients
+    answered together keep asking together for a while) and is an artefact of the alternation: a
+    server under steady load is not idle every few seconds, nor does it see all its clients
+    connect at once. (A warm-up through connections of its own, closed before the measured ones
+    opened, left the burst in the measurement.) After each round the project's server gets
     `settle` seconds to finish its background work (the traffic log's flush) before the other
-    one is measured; the CPU time it spends on that is counted in its CPU per request."""
+    one is measured; the CPU time it spends on that is counted in its CPU per request, which is
+    read from the end of the warm-up."""
     from tests.loadgen import LoadResult, run_grpc_load, run_load
 
     pool = bodies(protocol, rows)
@@ -306,11 +313,13 @@ def measure_servers(
         time.sleep(settle if name == LOGGED else 0)
     for _ in range(rounds):
         for name, addresses in urls.items():
-            load(addresses[target], make, clients=clients, seconds=round_warmup)
-            cpu_before = cpu_seconds(pids[name])
-            result = load(addresses[target], make, clients=clients, seconds=seconds / rounds)
+            warm: dict[str, float | None] = {}
+            timer = threading.Timer(round_warmup, lambda pid=pids[name]: warm.update(cpu=cpu_seconds(pid)))
+            timer.start()
+            result = load(addresses[target], make, clients=clients, seconds=seconds / rounds, warmup=round_warmup)
+            timer.join()
             time.sleep(settle if name == LOGGED else 0)  # its background work belongs to its round
-            cpu_after = cpu_seconds(pids[name])
+            cpu_before, cpu_after = warm["cpu"], cpu_seconds(pids[name])
             if cpu_before is not None and cpu_after is not None:
                 cpu[name] += cpu_after - cpu_before
             round_p99s[name].append(result.percentile_ms(99))

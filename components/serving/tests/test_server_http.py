@@ -37,6 +37,11 @@ def test_the_deployed_versions_are_served_by_their_litert_conversion(
     assert f"model three-body: serving version {deployed_three_body} (LiteRT)" in log
 
 
+def test_the_server_runs_on_uvloop(model_server, model_server_log):
+    # A server on asyncio's own loop answers correctly, only slower: only the log shows it.
+    assert "event loop: uvloop" in model_server_log.read_text()
+
+
 def test_v2_infer_and_metadata(model_server, deployed_sum):
     body = infer_v2(model_server, "sum", "pairs", [[1, 2], [3, 4], [5, 6]])
     assert body["model_name"] == "sum" and body["model_version"] == deployed_sum

@@ -237,8 +237,10 @@ def run_h2load(address: str, make: Any, clients: int, seconds: float, warmup: fl
     its replies one after another: a server whose answers leave in bursts meets its next
     requests in bursts. h2load sees HTTP statuses only, and a gRPC error is a reply without a
     message: a call counts as an error unless every reply carried the message a real gRPC
-    client got for the same request. `warmup` is h2load's own warm-up time: load on the same
-    connections that it neither logs nor counts, as tests/loadgen's `warmup`."""
+    client got for the same request. The first `warmup` seconds of calls (by start time) are
+    left out of every figure but the errors, as tests/loadgen's `warmup` does; h2load's own
+    `--warm-up-time` still logs the warm-up's calls, and counts only some of their replies' bytes.
+    """
     from tests.loadgen import GRPC_INFER, LoadResult, run_grpc_load
 
     request = make(0, 0)
@@ -252,8 +254,7 @@ def run_h2load(address: str, make: Any, clients: int, seconds: float, warmup: fl
         report = subprocess.run(
             [
                 *("h2load", "--clients", str(clients), "--max-concurrent-streams", "1", "--threads", "1"),
-                *("--duration", f"{round(seconds * 1000)}ms", "--warm-up-time", f"{round(warmup * 1000)}ms"),
-                *("--data", str(body), "--log-file", str(log)),
+                *("--duration", f"{round((warmup + seconds) * 1000)}ms", "--data", str(body), "--log-file", str(log)),
                 *("--header", "content-type: application/grpc", "--header", "te: trailers"),
                 f"http://{address}{GRPC_INFER}",
             ],
@@ -261,14 +262,22 @@ def run_h2load(address: str, make: Any, clients: int, seconds: float, warmup: fl
             text=True,
             check=True,
         ).stdout
-        calls = [line.split("\t") for line in log.read_text().splitlines() if line]
+        # (start in microseconds since the epoch, HTTP status, microseconds to the reply's end)
+        calls = [
+            (int(start), status, int(took))
+            for start, status, took, *_ in (line.split("\t") for line in log.read_text().splitlines() if line)
+        ]
     message_bytes = int(re.search(r"\((\d+)\) data", report).group(1))  # type: ignore[union-attr]
-    ok = [call for call in calls if call[1] == "200"]
-    result = LoadResult(requests=len(calls), seconds=seconds, latencies=[int(call[2]) / 1e6 for call in ok])
-    result.errors = len(calls) - len(ok)
-    if message_bytes != len(ok) * (5 + len(replies[0])):
+    ok = sum(status == "200" for _, status, _ in calls)
+    measure_from = min(start for start, _, _ in calls) + warmup * 1e6
+    measured = [(status, took) for start, status, took in calls if start >= measure_from]
+    result = LoadResult(
+        requests=len(measured), seconds=seconds, latencies=[took / 1e6 for status, took in measured if status == "200"]
+    )
+    result.errors = len(calls) - ok
+    if message_bytes != ok * (5 + len(replies[0])):
         result.errors = max(result.errors, 1)
-        result.error_samples.append(f"h2load got {message_bytes} bytes of replies for {len(ok)} calls: some failed")
+        result.error_samples.append(f"h2load got {message_bytes} bytes of replies for {ok} calls: some failed")
     return result
 
 

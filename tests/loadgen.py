@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import uvloop
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -225,13 +226,7 @@ def run_load(
     host, _, port = rest.rstrip("/").rpartition(":")
     if scheme != "http" or host not in LOOPBACK:
         raise ValueError(f"the load generator only targets this machine over http, not {url}")
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop comes with kserve's uvicorn[standard]
-        runner = asyncio.run
-    return runner(
+    return uvloop.run(
         _run(lambda: _Connection(host, int(port)), make, check, clients, total, seconds, timeout, until, warmup)
     )
 

@@ -139,7 +139,7 @@ async def _run(
     seconds: float | None,
     timeout: float,
     until: Callable[[], bool] | None,
-    warmup: float = 0.0,
+    warmup: float,
 ) -> LoadResult:
     if total is None and seconds is None:
         raise ValueError("bound the load: give total, seconds or both")

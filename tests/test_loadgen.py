@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 from tests.loadgen import run_load
 
@@ -45,7 +44,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+@contextmanager
 def _serving(failing_first: int = 0) -> Iterator[_Counting]:
+    """A counting server, serving until the block ends."""
     server = _Counting(failing_first)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -56,22 +57,13 @@ def _serving(failing_first: int = 0) -> Iterator[_Counting]:
         server.server_close()
 
 
-@pytest.fixture
-def server() -> Iterator[_Counting]:
-    yield from _serving()
-
-
-@pytest.fixture
-def failing_server() -> Iterator[_Counting]:
-    yield from _serving(failing_first=3)
-
-
 def _url(server: _Counting) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def test_the_warmup_runs_on_the_measured_connections_and_counts_in_no_figure(server: _Counting) -> None:
-    result = run_load(_url(server), lambda c, n: ("/", b"{}"), clients=4, seconds=0.4, warmup=0.4)
+def test_the_warmup_runs_on_the_measured_connections_and_counts_in_no_figure() -> None:
+    with _serving() as server:
+        result = run_load(_url(server), lambda c, n: ("/", b"{}"), clients=4, seconds=0.4, warmup=0.4)
 
     assert server.connections == 4  # the measured requests went over the warm-up's connections
     assert result.errors == 0 and result.requests > 0
@@ -80,16 +72,18 @@ def test_the_warmup_runs_on_the_measured_connections_and_counts_in_no_figure(ser
     assert 0.35 <= result.seconds < 0.8  # the measured time only
 
 
-def test_a_request_that_fails_in_the_warmup_is_still_an_error(failing_server: _Counting) -> None:
-    result = run_load(_url(failing_server), lambda c, n: ("/", b"{}"), clients=2, seconds=0.3, warmup=0.3)
+def test_a_request_that_fails_in_the_warmup_is_still_an_error() -> None:
+    with _serving(failing_first=3) as server:
+        result = run_load(_url(server), lambda c, n: ("/", b"{}"), clients=2, seconds=0.3, warmup=0.3)
 
     assert result.errors == 3
     assert all("status 500" in sample for sample in result.error_samples)
     assert set(result.statuses) == {200}  # what was measured came after the failures
 
 
-def test_without_a_warmup_everything_is_measured(server: _Counting) -> None:
-    result = run_load(_url(server), lambda c, n: ("/", b"{}"), clients=3, total=60)
+def test_without_a_warmup_everything_is_measured() -> None:
+    with _serving() as server:
+        result = run_load(_url(server), lambda c, n: ("/", b"{}"), clients=3, total=60)
 
     assert result.requests == server.requests == 60
     assert server.connections == 3
